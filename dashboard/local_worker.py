@@ -1,0 +1,50 @@
+"""Start a local worker process when no live worker serves the database.
+
+`streamlit run dashboard/app.py` alone must give a working system, so the dashboard
+starts `python -m rnncore.worker` itself when it finds no live worker. The worker is a
+separate process (the dashboard never imports TensorFlow) and stops when the dashboard's
+process ends. UNROLL_WORKER=off disables this (hosted read-only use, or workers elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import queue
+
+LIVE_WITHIN = timedelta(seconds=15)
+LOG_FILE = "unroll-worker.log"
+
+
+def autostart_enabled(environ=os.environ) -> bool:
+    return environ.get("UNROLL_WORKER", "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+def has_live_worker(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        return bool(queue.live_workers(session, LIVE_WITHIN))
+
+
+def start_worker(url: str, log_path: Path = Path(LOG_FILE)) -> subprocess.Popen:
+    """A worker child process on `url` that exits with this process; output goes to a log file.
+
+    The URL travels in the environment, not the command line, where `ps` would show a password.
+    """
+    command = [sys.executable, "-m", "rnncore.worker", "--parent-pid", str(os.getpid())]
+    log = open(log_path, "ab")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "UNROLL_DB_URL": url})
+
+
+def ensure_worker(factory: sessionmaker[Session], url: str) -> Optional[subprocess.Popen]:
+    """Start a worker unless disabled or one is already alive; returns the process started."""
+    if not autostart_enabled() or has_live_worker(factory):
+        return None
+    return start_worker(url)

@@ -1,0 +1,146 @@
+"""SQLAlchemy 2.0 models: runs, their metric points, and the workers that execute them.
+
+The tables know nothing of TensorFlow or Streamlit. Times are stored as UTC; every
+status change goes through db.queue, which guards it with the expected status.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as naive UTC and read back timezone-aware.
+
+    SQLite has no time zones; storing naive UTC everywhere keeps comparisons such as
+    "heartbeat older than 30 s" correct on SQLite and PostgreSQL alike.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs an aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RunStatus(str, enum.Enum):
+    """A run's life: queued -> running -> succeeded | failed | cancelled (and back to queued on re-queue)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Run(Base):
+    """One training job with one validated config, and what came of it."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group_name: Mapped[Optional[str]] = mapped_column(String(200), index=True)
+    status: Mapped[RunStatus] = mapped_column(
+        Enum(RunStatus, name="run_status", native_enum=False, length=16,
+             values_callable=lambda statuses: [status.value for status in statuses]),
+        default=RunStatus.QUEUED,
+    )
+    config: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[Optional[datetime]]
+    finished_at: Mapped[Optional[datetime]]
+    heartbeat_at: Mapped[Optional[datetime]]
+    worker_id: Mapped[Optional[str]] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    summary: Mapped[Optional[dict[str, Any]]]
+    # Latest figures, updated with each batch of points, so a run table needs no scan of metrics.
+    progress_step: Mapped[Optional[int]]
+    latest: Mapped[Optional[dict[str, Any]]]
+
+    __table_args__ = (
+        # The claim query picks the oldest queued run: this index is exactly that query.
+        Index("ix_runs_queued", "id", sqlite_where=text("status = 'queued'"),
+              postgresql_where=text("status = 'queued'")),
+        Index("ix_runs_running_heartbeat", "heartbeat_at", sqlite_where=text("status = 'running'"),
+              postgresql_where=text("status = 'running'")),
+    )
+
+
+class MetricPoint(Base):
+    """One value of one named curve at one step: (run, name, step) -> (seconds, value).
+
+    Clustered on its primary key (no rowid on SQLite), so a run's curve is one range scan.
+    """
+
+    __tablename__ = "metric_points"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float)
+    # NULL stands for NaN: SQLite cannot store NaN, and a diverged loss must keep its point.
+    value: Mapped[Optional[float]] = mapped_column(Float)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class Worker(Base):
+    """A process that claims and executes runs; alive while its heartbeat is recent."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[Optional[datetime]]
+    current_run_id: Mapped[Optional[int]]

@@ -1,0 +1,330 @@
+"""The run queue: every status change is one guarded statement.
+
+Each transition is a single UPDATE whose WHERE clause names the status (and, for a
+worker, the owner) it expects, and whose row count is checked: there is no
+read-then-write window in which two processes can both believe they own a run. The
+same statements work on SQLite (writes are serialised) and PostgreSQL (the claim's
+pick uses FOR UPDATE SKIP LOCKED, so concurrent workers never wait on each other).
+
+Functions take a Session; the caller owns the transaction (`with factory.begin() as s:`).
+
+Life of a run:
+
+    queued --claim_next--> running --finish--> succeeded
+       ^                      |------fail / reap("worker lost")--> failed
+       |                      |------mark_cancelled (after request_cancel)--> cancelled
+       |------release---------|   (a worker shutting down hands its run back)
+       |------requeue-------- succeeded | failed | cancelled
+    queued --request_cancel--> cancelled
+
+A run that is reaped becomes *failed* with the reason "worker lost" and keeps every
+metric point written before its worker died; re-queueing it is the user's choice. When
+a re-queued run is claimed again, the points of its earlier attempt are replaced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Optional, Sequence
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from db.models import FINISHED_STATUSES, MetricPoint, Run, RunStatus, Worker, utcnow
+from db.run_config import RunConfig, config_to_json, validate_config
+
+WORKER_LOST = "worker lost"
+
+
+class TransitionError(RuntimeError):
+    """A status change was refused because the run was not in the expected state."""
+
+
+class QueueFullError(RuntimeError):
+    """Enqueueing would exceed the queue limit; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One value of one named curve: `seconds` is the run's clock (0 at the end of step 1)."""
+
+    name: str
+    step: int
+    seconds: float
+    value: float
+
+
+def _describe(session: Session, run_id: int) -> str:
+    """For error messages only, after a guarded statement matched no row."""
+    status = session.scalar(select(Run.status).where(Run.id == run_id))
+    return f"run {run_id} does not exist" if status is None else f"run {run_id} is {status.value}"
+
+
+def _transition(session: Session, run_id: int, action: str, where: Sequence[Any], values: dict[str, Any]) -> None:
+    """Apply `values` to the run if it matches `where`; refuse with a clear error otherwise."""
+    result = session.execute(update(Run).where(Run.id == run_id, *where).values(**values))
+    if result.rowcount != 1:
+        raise TransitionError(f"cannot {action}: {_describe(session, run_id)}")
+
+
+def _owned_by(worker_id: str) -> tuple[Any, ...]:
+    return (Run.status == RunStatus.RUNNING, Run.worker_id == worker_id)
+
+
+# --- enqueue ---------------------------------------------------------------------------
+
+
+def count_queued(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Run).where(Run.status == RunStatus.QUEUED))
+
+
+def enqueue_many(
+    session: Session,
+    configs: Iterable[RunConfig | dict[str, Any]],
+    group: Optional[str] = None,
+    max_queued: Optional[int] = None,
+) -> list[int]:
+    """Validate every config, then store them all as queued runs; all or nothing.
+
+    Raises db.run_config.ConfigError (naming the field) before anything is stored, and
+    QueueFullError when `max_queued` would be exceeded.
+    """
+    validated = [validate_config(config) for config in configs]
+    if max_queued is not None:
+        waiting = count_queued(session)
+        if waiting + len(validated) > max_queued:
+            raise QueueFullError(
+                f"the queue holds {waiting} runs and takes at most {max_queued}: "
+                f"{len(validated)} more would not fit; wait for runs to finish or cancel some"
+            )
+    rows = [Run(name=config.name, group_name=group, config=config_to_json(config)) for config in validated]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
+
+
+def enqueue(session: Session, config: RunConfig | dict[str, Any], group: Optional[str] = None,
+            max_queued: Optional[int] = None) -> int:
+    """Validate and store one run; returns its id."""
+    return enqueue_many(session, [config], group=group, max_queued=max_queued)[0]
+
+
+# --- the worker's side -----------------------------------------------------------------
+
+
+def claim_next(session: Session, worker_id: str) -> Optional[Run]:
+    """Atomically take the oldest queued run for `worker_id`, or None when none is left."""
+    now = utcnow()
+    pick = (
+        select(Run.id)
+        .where(Run.status == RunStatus.QUEUED)
+        .order_by(Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(Run)
+        .where(Run.id == pick, Run.status == RunStatus.QUEUED)
+        .values(status=RunStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
+                finished_at=None, attempts=Run.attempts + 1, cancel_requested=False, error=None,
+                summary=None, progress_step=None, latest=None)
+        .returning(Run.id, Run.attempts)
+    ).first()
+    if claimed is None:
+        return None
+    run_id, attempts = claimed
+    if attempts > 1:  # an earlier attempt's curve is superseded by this one
+        session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+    return session.get(Run, run_id, populate_existing=True)
+
+
+def heartbeat(session: Session, run_id: int, worker_id: str) -> None:
+    """Tell the reaper the run's worker is alive; TransitionError if the run is no longer ours."""
+    _transition(session, run_id, "heartbeat", _owned_by(worker_id), {"heartbeat_at": utcnow()})
+
+
+def cancel_requested(session: Session, run_id: int) -> bool:
+    """Whether someone asked to stop the run (a cheap read the worker polls)."""
+    return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+
+def _stored_value(value: float) -> Optional[float]:
+    """NaN becomes NULL (SQLite cannot hold NaN); infinities are kept."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None: JSON (and PostgreSQL's json type) has no NaN or Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def append_metrics(session: Session, run_id: int, worker_id: str, points: Sequence[Point]) -> None:
+    """Store a batch of points for a run the worker owns, and its latest figures for tables."""
+    if not points:
+        return
+    last_step = max(point.step for point in points)
+    latest = json_safe({point.name: float(point.value) for point in points if point.step == last_step})
+    _transition(session, run_id, "record metrics", _owned_by(worker_id),
+                {"progress_step": last_step, "latest": latest, "heartbeat_at": utcnow()})
+    session.execute(
+        insert(MetricPoint),
+        [{"run_id": run_id, "name": p.name, "step": p.step, "seconds": p.seconds, "value": _stored_value(p.value)}
+         for p in points],
+    )
+
+
+def finish(session: Session, run_id: int, worker_id: str, summary: dict[str, Any]) -> None:
+    """running -> succeeded, with the run's summary figures."""
+    _transition(session, run_id, "finish", _owned_by(worker_id),
+                {"status": RunStatus.SUCCEEDED, "summary": json_safe(summary), "finished_at": utcnow()})
+
+
+def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[dict[str, Any]] = None) -> None:
+    """running -> failed, keeping the error text and every point already stored."""
+    _transition(session, run_id, "fail", _owned_by(worker_id),
+                {"status": RunStatus.FAILED, "error": error, "summary": json_safe(summary), "finished_at": utcnow()})
+
+
+def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optional[dict[str, Any]] = None) -> None:
+    """running -> cancelled, once the worker has stopped training."""
+    _transition(session, run_id, "mark cancelled", _owned_by(worker_id),
+                {"status": RunStatus.CANCELLED, "summary": json_safe(summary), "finished_at": utcnow()})
+
+
+def release(session: Session, run_id: int, worker_id: str) -> None:
+    """running -> queued: a worker shutting down hands its run back for another worker."""
+    _transition(session, run_id, "release", _owned_by(worker_id),
+                {"status": RunStatus.QUEUED, "worker_id": None, "heartbeat_at": None, "started_at": None})
+
+
+# --- the user's side -------------------------------------------------------------------
+
+
+def request_cancel(session: Session, run_id: int) -> RunStatus:
+    """Cancel a queued run at once, or ask the worker of a running one to stop.
+
+    Returns the status the run is in afterwards (running until its worker reacts).
+    """
+    queued = session.execute(
+        update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        .values(status=RunStatus.CANCELLED, finished_at=utcnow())
+    )
+    if queued.rowcount == 1:
+        return RunStatus.CANCELLED
+    _transition(session, run_id, "cancel", [Run.status == RunStatus.RUNNING], {"cancel_requested": True})
+    return RunStatus.RUNNING
+
+
+def requeue(session: Session, run_id: int) -> None:
+    """A finished run (succeeded, failed or cancelled) goes back to the queue to run again."""
+    _transition(session, run_id, "re-queue", [Run.status.in_(FINISHED_STATUSES)],
+                {"status": RunStatus.QUEUED, "worker_id": None, "finished_at": None, "started_at": None,
+                 "heartbeat_at": None, "cancel_requested": False, "error": None})
+
+
+def delete_run(session: Session, run_id: int) -> None:
+    """Delete a run that is not running, with its points (a running run must be cancelled first)."""
+    result = session.execute(delete(Run).where(Run.id == run_id, Run.status != RunStatus.RUNNING))
+    if result.rowcount != 1:
+        raise TransitionError(f"cannot delete: {_describe(session, run_id)}")
+    session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))  # in case foreign keys are off
+
+
+def reap(session: Session, stale_after: timedelta) -> list[int]:
+    """Fail every running run whose worker has not heart-beaten for `stale_after`.
+
+    The run keeps its points; its error says the worker was lost and since when.
+    """
+    cutoff = utcnow() - stale_after
+    reaped = session.execute(
+        update(Run)
+        .where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < cutoff)
+        .values(status=RunStatus.FAILED, finished_at=utcnow(),
+                error=f"{WORKER_LOST}: no heartbeat for more than {stale_after.total_seconds():g} s")
+        .returning(Run.id)
+    )
+    return sorted(reaped.scalars())
+
+
+# --- workers ---------------------------------------------------------------------------
+
+
+def register_worker(session: Session, worker_id: str, host: str, pid: int) -> None:
+    session.add(Worker(id=worker_id, host=host, pid=pid))
+    session.flush()
+
+
+def worker_heartbeat(session: Session, worker_id: str, current_run_id: Optional[int]) -> None:
+    session.execute(update(Worker).where(Worker.id == worker_id)
+                    .values(heartbeat_at=utcnow(), current_run_id=current_run_id))
+
+
+def stop_worker(session: Session, worker_id: str) -> None:
+    session.execute(update(Worker).where(Worker.id == worker_id)
+                    .values(stopped_at=utcnow(), current_run_id=None))
+
+
+def live_workers(session: Session, within: timedelta) -> list[Worker]:
+    """Workers that have not stopped and heart-beat within `within`."""
+    cutoff = utcnow() - within
+    return list(session.scalars(
+        select(Worker).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= cutoff).order_by(Worker.started_at)
+    ))
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: int) -> Optional[Run]:
+    return session.get(Run, run_id)
+
+
+def list_runs(session: Session, statuses: Optional[Sequence[RunStatus]] = None, limit: int = 1000) -> list[Run]:
+    """Newest first."""
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(Run.status.in_(statuses))
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One named curve of one run, as parallel lists (NaN where a value was not finite)."""
+
+    steps: list[int]
+    seconds: list[float]
+    values: list[float]
+
+
+def load_curves(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> dict[str, Curve]:
+    """Every curve of a run (or the named ones), in step order, in one range scan."""
+    query = (select(MetricPoint.name, MetricPoint.step, MetricPoint.seconds, MetricPoint.value)
+             .where(MetricPoint.run_id == run_id)
+             .order_by(MetricPoint.name, MetricPoint.step))
+    if names:
+        query = query.where(MetricPoint.name.in_(names))
+    columns: dict[str, tuple[list, list, list]] = {}
+    for name, step, seconds, value in session.execute(query):
+        steps, times, values = columns.setdefault(name, ([], [], []))
+        steps.append(step)
+        times.append(seconds)
+        values.append(math.nan if value is None else value)
+    return {name: Curve(*lists) for name, lists in columns.items()}
+
+
+def run_age(run: Run, now: Optional[datetime] = None) -> Optional[timedelta]:
+    """How long a run has been running (or ran), for tables."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or now or utcnow()
+    return end - run.started_at

@@ -1,0 +1,158 @@
+"""The run config: the one contract shared by the dashboard, the queue and the worker.
+
+Every run starts life as a `RunConfig`. The dashboard builds its form from it, the
+queue refuses to store a config that does not validate, and the worker validates the
+stored JSON again before executing it (a row edited by hand cannot make the worker do
+anything the schema does not allow).
+
+This module imports neither TensorFlow nor Streamlit, so any process can afford it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Task = Literal["mnist", "series"]
+Cell = Literal["rnn", "lstm", "gru", "sru"]
+Mode = Literal["static", "dynamic"]
+Implementation = Literal["unroll", "keras"]
+Optimizer = Literal["adam", "sgd", "rmsprop"]
+Activation = Literal["tanh", "relu"]
+
+MAX_HIDDEN_UNITS = 4096
+MAX_LAYERS = 16
+MAX_BATCH_SIZE = 65536
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 10_000
+MAX_LEARNING_RATE = 10.0
+MAX_SEED = 2**31 - 1
+
+
+class RunConfig(BaseModel):
+    """Everything that defines one training run; identical configs give identical curves.
+
+    Unknown keys are refused rather than dropped, and types are not coerced
+    (`"32"` is not a number of hidden units): a config that validates means what it says.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(min_length=1, max_length=200, description="A label for the run.")
+    task: Task = Field("mnist", description="mnist: 28 rows as 28 time steps; series: next-value prediction.")
+    cell: Cell = Field("lstm", description="The recurrent cell.")
+    mode: Mode = Field("static", description="static: one cell copy per step; dynamic: a while loop.")
+    implementation: Implementation = Field(
+        "unroll", description="unroll: Unroll's own cells; keras: Keras's built-in layers, as a peer."
+    )
+    hidden_units: int = Field(32, ge=1, le=MAX_HIDDEN_UNITS, description="Units per layer.")
+    layers: int = Field(1, ge=1, le=MAX_LAYERS, description="Stacked recurrent layers.")
+    activation: Activation = Field("tanh", description="Basic RNN activation (rnn cell only).")
+    sru_highway: bool = Field(True, description="SRU highway connection (sru cell only).")
+    bidirectional: bool = Field(False, description="Run each layer forward and backward.")
+    residual: bool = Field(False, description="Residual connections between layers of equal width.")
+    keep_prob: float = Field(1.0, gt=0.0, le=1.0, description="Dropout keep probability on layer inputs.")
+    swap_memory: bool = Field(False, description="Let the dynamic loop swap activations to host memory.")
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH_SIZE, description="Examples per training step.")
+    learning_rate: float = Field(0.01, gt=0.0, le=MAX_LEARNING_RATE, description="Optimizer step size.")
+    optimizer: Optimizer = Field("adam", description="The optimizer.")
+    clip_norm: Optional[float] = Field(None, gt=0.0, description="Clip gradients to this global norm.")
+    target_accuracy: Optional[float] = Field(
+        None, gt=0.0, le=1.0, description="Stop at the first batch whose training accuracy reaches this."
+    )
+    max_steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="Stop after this many steps.")
+    epochs: Optional[int] = Field(None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Fixes data order and initial weights.")
+
+    @field_validator("learning_rate", "keep_prob", "clip_norm", "target_accuracy", mode="before")
+    @classmethod
+    def _finite_number(cls, value: Any) -> Any:
+        """Refuse NaN and infinities with a plain message (pydantic's bounds let inf through)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("learning_rate", "keep_prob", "clip_norm", "target_accuracy", mode="before")
+    @classmethod
+    def _ints_are_numbers_too(cls, value: Any) -> Any:
+        """Strict mode refuses the int 1 for a float field; a JSON or form '1' means 1.0."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> "RunConfig":
+        """Cross-field rules: each refusal names the field the user should change."""
+        problems = list(_combination_problems(self))
+        if problems:
+            field, message = problems[0]
+            raise ValueError(f"{field}: {message}")
+        return self
+
+
+def _combination_problems(config: RunConfig):
+    """Yield (field, message) for each pair of options that cannot work together."""
+    if config.target_accuracy is None and config.max_steps is None and config.epochs is None:
+        yield "max_steps", "set at least one stop criterion (target_accuracy, max_steps or epochs)"
+    if config.task == "series" and config.target_accuracy is not None:
+        yield "target_accuracy", "the series task has no accuracy (it measures MSE); use max_steps or epochs"
+    if config.implementation == "keras" and config.cell == "sru":
+        yield "implementation", "Keras has no SRU layer; use implementation 'unroll' for the sru cell"
+    if config.activation == "relu" and config.cell != "rnn":
+        yield "activation", "only the rnn cell takes an activation; lstm, gru and sru use their own gates"
+    if config.residual and config.layers < 2:
+        yield "residual", "residual connections join layers of equal width: use at least 2 layers"
+    if config.swap_memory and config.mode != "dynamic":
+        yield "swap_memory", "only the dynamic mode's while loop can swap memory"
+
+
+class ConfigError(ValueError):
+    """A config was refused; `errors` lists (field, message) pairs for the form to show."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+
+
+def _field_errors(error: ValidationError) -> list[tuple[str, str]]:
+    """Flatten pydantic's errors into (field, message) pairs a person can act on."""
+    pairs = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field; allowed fields are: {', '.join(RunConfig.model_fields)}"
+        elif item["type"] == "literal_error":
+            message = message.replace("Input should be", "must be one of:")
+        else:
+            message = message.replace("Input should be", "must be")
+        if not location and ": " in message:  # a cross-field rule names its own field
+            location, message = message.split(": ", 1)
+        pairs.append((location or "config", message))
+    return pairs
+
+
+def validate_config(data: Any) -> RunConfig:
+    """Return a RunConfig for `data` (a mapping or a RunConfig), or raise ConfigError."""
+    if isinstance(data, RunConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError([("config", f"must be a mapping of field names to values, not {type(data).__name__}")])
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_field_errors(error)) from None
+
+
+def config_to_json(config: RunConfig) -> dict[str, Any]:
+    """The JSON-ready dict stored in the runs table (every field, defaults included)."""
+    return config.model_dump(mode="json")

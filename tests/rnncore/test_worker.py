@@ -1,0 +1,138 @@
+"""Real worker processes against a real SQLite file: runs, cancels, kills and shutdowns."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import update
+
+from db import queue
+from db.engine import make_engine, session_factory
+from db.models import Run, RunStatus, Worker
+
+pytestmark = pytest.mark.slow
+
+TINY = {"task": "mnist", "cell": "lstm", "hidden_units": 16, "batch_size": 64, "seed": 3}
+ENDLESS = {**TINY, "name": "endless", "max_steps": 1_000_000}
+
+
+@pytest.fixture
+def factory(sqlite_url):
+    return session_factory(make_engine(sqlite_url))
+
+
+@pytest.fixture
+def start_worker(sqlite_url, tmp_path):
+    """Start `python -m rnncore.worker` on the test database; stop whatever is left at the end."""
+    started = []
+
+    def start(*args):
+        log = open(tmp_path / f"worker{len(started)}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rnncore.worker", "--db", sqlite_url, *args],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def enqueue(factory, **config):
+    with factory.begin() as session:
+        return queue.enqueue(session, config)
+
+
+def run_row(factory, run_id) -> Run:
+    with factory() as session:
+        return session.get(Run, run_id)
+
+
+def wait_for(condition, timeout=120.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {condition.__doc__ or condition}")
+
+
+def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(factory, start_worker):
+    static = enqueue(factory, name="static", mode="static", max_steps=25, **TINY)
+    dynamic = enqueue(factory, name="dynamic", mode="dynamic", max_steps=25, **TINY)
+    too_big = enqueue(factory, name="too big", max_steps=5, **{**TINY, "batch_size": 65536})
+    tampered = enqueue(factory, name="tampered", max_steps=5, **TINY)
+    with factory.begin() as session:
+        config = {**run_row(factory, tampered).config, "cell": "__import__('os').system('true')"}
+        session.execute(update(Run).where(Run.id == tampered).values(config=config))
+
+    assert start_worker("--once").wait(300) == 0
+
+    for run_id in (static, dynamic):
+        run = run_row(factory, run_id)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        with factory() as session:
+            curves = queue.load_curves(session, run_id)
+        assert curves["loss"].steps == list(range(1, 26)) == curves["accuracy"].steps
+        seconds = curves["loss"].seconds
+        assert seconds[0] == 0.0 and all(b > a for a, b in zip(seconds, seconds[1:]))
+        assert curves["loss"].values[-1] < curves["loss"].values[0]
+        summary = run.summary
+        assert summary["steps"] == 25 and summary["stopped_by"] == "max_steps"
+        assert summary["trace_seconds"] > 0 and 0.0 <= summary["test_accuracy"] <= 1.0
+        assert summary["data_source"] and summary["test_examples"] > 0
+    assert run_row(factory, static).summary["test_accuracy"] > 0.2  # chance is 0.1
+
+    failed = run_row(factory, too_big)
+    assert failed.status == RunStatus.FAILED and "batch_size 65536 is larger than the training set" in failed.error
+    refused = run_row(factory, tampered)
+    assert refused.status == RunStatus.FAILED
+    assert refused.error.startswith("the stored config is invalid: cell")
+
+
+def test_cancel_stops_training_within_2_s_and_sigterm_hands_the_run_back(factory, start_worker):
+    worker = start_worker("--heartbeat", "0.5", "--poll", "0.2")
+    first = enqueue(factory, **ENDLESS)
+    wait_for(lambda: (run_row(factory, first).progress_step or 0) >= 5)
+    with factory.begin() as session:
+        queue.request_cancel(session, first)
+    asked = time.monotonic()
+    wait_for(lambda: run_row(factory, first).status == RunStatus.CANCELLED, timeout=10)
+    assert time.monotonic() - asked < 2.0
+    cancelled = run_row(factory, first)
+    assert cancelled.summary["stopped_by"] == "cancelled" and cancelled.summary["steps"] >= 5
+
+    second = enqueue(factory, **ENDLESS)
+    wait_for(lambda: (run_row(factory, second).progress_step or 0) >= 3)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    handed_back = run_row(factory, second)
+    assert handed_back.status == RunStatus.QUEUED and handed_back.worker_id is None
+    with factory() as session:
+        assert all(w.stopped_at is not None for w in session.query(Worker))
+
+
+def test_a_killed_worker_is_reaped_and_its_points_are_kept(factory, start_worker):
+    run_id = enqueue(factory, **ENDLESS)
+    victim = start_worker("--heartbeat", "0.3", "--stale-after", "2")
+    wait_for(lambda: (run_row(factory, run_id).progress_step or 0) >= 10)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    with factory() as session:
+        written = len(queue.load_curves(session, run_id)["loss"].steps)
+    assert written >= 10
+    assert run_row(factory, run_id).status == RunStatus.RUNNING  # nobody knows yet
+
+    time.sleep(2.5)  # let the heartbeat go stale
+    assert start_worker("--stale-after", "2", "--heartbeat", "0.5", "--once").wait(120) == 0
+    reaped = run_row(factory, run_id)
+    assert reaped.status == RunStatus.FAILED and reaped.error.startswith(queue.WORKER_LOST)
+    with factory() as session:
+        assert len(queue.load_curves(session, run_id)["loss"].steps) == written
