@@ -21,6 +21,7 @@ Mode = Literal["static", "dynamic"]
 Implementation = Literal["unroll", "keras"]
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 Activation = Literal["tanh", "relu"]
+Head = Literal["last", "last3"]
 
 MAX_HIDDEN_UNITS = 4096
 MAX_LAYERS = 16
@@ -29,6 +30,8 @@ MAX_STEPS = 10_000_000
 MAX_EPOCHS = 10_000
 MAX_LEARNING_RATE = 10.0
 MAX_SEED = 2**31 - 1
+MAX_TRAIN_EXAMPLES = 10_000_000
+MAX_SERIES_STEPS = 1000
 
 
 class RunConfig(BaseModel):
@@ -65,6 +68,21 @@ class RunConfig(BaseModel):
     max_steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="Stop after this many steps.")
     epochs: Optional[int] = Field(None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Fixes data order and initial weights.")
+    head: Head = Field("last", description="MNIST head: the last step's output, or the last 3 concatenated (E4).")
+    train_subset: Optional[int] = Field(
+        None, ge=1, le=MAX_TRAIN_EXAMPLES, description="Train on only this many examples (E4: 1,800)."
+    )
+    eval_every: Optional[int] = Field(
+        None, ge=1, le=MAX_STEPS, description="Also measure the test figure every this many steps."
+    )
+    n_steps: int = Field(20, ge=2, le=MAX_SERIES_STEPS, description="Series window length (time steps).")
+    variable_length: bool = Field(
+        False, description="Series windows of random lengths, padded, with per-example lengths (dynamic only)."
+    )
+    data_path: Optional[str] = Field(
+        None, min_length=1, max_length=1000,
+        description="MNIST as a Keras mnist.npz or a folder of IDX files (default: UNROLL_MNIST_PATH, Keras, offline).",
+    )
 
     @field_validator("learning_rate", "keep_prob", "clip_norm", "target_accuracy", mode="before")
     @classmethod
@@ -113,6 +131,14 @@ def _combination_problems(config: RunConfig):
         yield "residual", "residual connections join layers of equal width: use at least 2 layers"
     if config.swap_memory and config.mode != "dynamic":
         yield "swap_memory", "only the dynamic mode's while loop can swap memory"
+    if config.variable_length and config.task != "series":
+        yield "variable_length", "only the series task has windows of several lengths (MNIST rows are always 28)"
+    if config.variable_length and config.mode == "static":
+        yield "variable_length", "static unrolling needs every sequence of the same length: use mode 'dynamic'"
+    if config.head != "last" and config.task != "mnist":
+        yield "head", "the last-3-outputs head is for MNIST; the series task predicts at every step"
+    if config.data_path is not None and config.task != "mnist":
+        yield "data_path", "only the mnist task reads data files"
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,71 @@
+"""Presets: named groups of run configs that reproduce the classic experiments (SPEC E1-E5).
+
+Presets are data, not code paths: each is a list of ordinary run configs that the
+dashboard or the command line queues as one group. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from db.run_config import RunConfig, validate_config
+
+# A safety net for target-accuracy presets: a run that never reaches the target still ends.
+TARGET_SAFETY_STEPS = 5000
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    reproduces: str
+    configs: tuple[dict[str, Any], ...]
+
+    def run_configs(self) -> list[RunConfig]:
+        return [validate_config(config) for config in self.configs]
+
+
+E1_LSTM = {"task": "mnist", "cell": "lstm", "hidden_units": 32, "layers": 1, "batch_size": 128,
+           "learning_rate": 0.01, "optimizer": "adam", "target_accuracy": 0.9,
+           "max_steps": TARGET_SAFETY_STEPS}
+E3_STACK = {"task": "mnist", "hidden_units": 128, "layers": 2, "mode": "static", "batch_size": 128,
+            "learning_rate": 0.01, "optimizer": "adam", "clip_norm": 1.0, "epochs": 3}
+E4_MINI = {"task": "mnist", "cell": "lstm", "hidden_units": 128, "mode": "dynamic", "batch_size": 64,
+           "learning_rate": 0.01, "epochs": 10, "train_subset": 1800, "head": "last3"}
+E5_SERIES = {"task": "series", "cell": "rnn", "activation": "relu", "hidden_units": 100, "mode": "dynamic",
+             "batch_size": 50, "learning_rate": 0.001, "max_steps": 1500, "n_steps": 20}
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in [
+    Preset("e1-static-vs-dynamic", "E1: static vs dynamic unrolling",
+           "An LSTM of 32 units on MNIST, Adam 0.01, batch 128, trained until a batch reaches 90% accuracy, "
+           "once statically unrolled and once in a while loop: which trains faster, and to the same accuracy?",
+           ({**E1_LSTM, "name": "E1 lstm static", "mode": "static"},
+            {**E1_LSTM, "name": "E1 lstm dynamic", "mode": "dynamic"})),
+    Preset("e3-lstm-vs-sru", "E3: LSTM vs SRU",
+           "Two stacked layers of 128, static, gradients clipped at 1.0, 3 epochs: test accuracy and time per step "
+           "of an LSTM against an SRU (reported then: 98.04% vs 97.19%).",
+           ({**E3_STACK, "name": "E3 lstm 2x128", "cell": "lstm"},
+            {**E3_STACK, "name": "E3 sru 2x128", "cell": "sru"})),
+    Preset("e4-mini-mnist", "E4: a small wrapper on mini MNIST",
+           "1,800 training images, batch 64, 10 epochs, the last 3 outputs into the classifier: Unroll's LSTM "
+           "cell against Keras's own layer (reported then: about 90% vs 93%).",
+           ({**E4_MINI, "name": "E4 unroll lstm"},
+            {**E4_MINI, "name": "E4 keras lstm", "implementation": "keras"})),
+    Preset("e5-textbook", "E5: the textbook notes",
+           "A basic RNN of 150 units on MNIST (about 97% after 8 epochs), the time-series RNN of 100 ReLU units "
+           "(training MSE about 0.04 by step 1,400), and a 3-layer RNN with input dropout on the same series.",
+           ({"name": "E5 basic rnn mnist", "task": "mnist", "cell": "rnn", "hidden_units": 150, "mode": "dynamic",
+             "batch_size": 150, "learning_rate": 0.001, "epochs": 8, "eval_every": 100},
+            {**E5_SERIES, "name": "E5 series rnn"},
+            {**E5_SERIES, "name": "E5 deep rnn dropout", "layers": 3, "keep_prob": 0.5,
+             "learning_rate": 0.01})),
+]}
+
+
+def preset(name: str) -> Preset:
+    """The named preset, or a KeyError that lists the names there are."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}") from None
