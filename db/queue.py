@@ -114,20 +114,12 @@ def enqueue(session: Session, config: RunConfig | dict[str, Any], group: Optiona
 # --- the worker's side -----------------------------------------------------------------
 
 
-def claim_next(session: Session, worker_id: str) -> Optional[Run]:
-    """Atomically take the oldest queued run for `worker_id`, or None when none is left."""
+def _claim(session: Session, worker_id: str, which) -> Optional[Run]:
+    """Move the run chosen by `which` from queued to running for `worker_id`, atomically."""
     now = utcnow()
-    pick = (
-        select(Run.id)
-        .where(Run.status == RunStatus.QUEUED)
-        .order_by(Run.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
-        .scalar_subquery()
-    )
     claimed = session.execute(
         update(Run)
-        .where(Run.id == pick, Run.status == RunStatus.QUEUED)
+        .where(Run.id == which, Run.status == RunStatus.QUEUED)
         .values(status=RunStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
                 finished_at=None, attempts=Run.attempts + 1, cancel_requested=False, error=None,
                 summary=None, progress_step=None, latest=None)
@@ -139,6 +131,27 @@ def claim_next(session: Session, worker_id: str) -> Optional[Run]:
     if attempts > 1:  # an earlier attempt's curve is superseded by this one
         session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
     return session.get(Run, run_id, populate_existing=True)
+
+
+def claim_next(session: Session, worker_id: str) -> Optional[Run]:
+    """Atomically take the oldest queued run for `worker_id`, or None when none is left."""
+    oldest = (
+        select(Run.id)
+        .where(Run.status == RunStatus.QUEUED)
+        .order_by(Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
+        .scalar_subquery()
+    )
+    return _claim(session, worker_id, oldest)
+
+
+def claim(session: Session, run_id: int, worker_id: str) -> Run:
+    """Take one particular queued run (the command line runs what it just queued)."""
+    run = _claim(session, worker_id, run_id)
+    if run is None:
+        raise TransitionError(f"cannot claim: {_describe(session, run_id)}")
+    return run
 
 
 def heartbeat(session: Session, run_id: int, worker_id: str) -> None:

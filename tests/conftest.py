@@ -17,6 +17,10 @@ from sqlalchemy.engine import make_url
 
 from db.engine import make_engine, session_factory
 
+# Tests use the offline MNIST images (or a cache), never a download; worker subprocesses inherit this.
+os.environ.setdefault("UNROLL_MNIST_DOWNLOAD", "off")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 PG_URL = os.environ.get("UNROLL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from sqlalchemy import update
 
@@ -64,11 +65,15 @@ def wait_for(condition, timeout=120.0, interval=0.05):
     raise AssertionError(f"timed out after {timeout} s waiting for {condition.__doc__ or condition}")
 
 
-def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(factory, start_worker):
+def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(factory, start_worker, tmp_path):
     static = enqueue(factory, name="static", mode="static", max_steps=25, **TINY)
     dynamic = enqueue(factory, name="dynamic", mode="dynamic", max_steps=25, **TINY)
     too_big = enqueue(factory, name="too big", max_steps=5, **{**TINY, "batch_size": 65536})
     tampered = enqueue(factory, name="tampered", max_steps=5, **TINY)
+    poisoned_file = tmp_path / "nan.npz"
+    np.savez(poisoned_file, x_train=np.full((128, 28, 28), np.nan, np.float32), y_train=np.zeros(128, np.uint8),
+             x_test=np.zeros((8, 28, 28), np.float32), y_test=np.zeros(8, np.uint8))
+    diverging = enqueue(factory, name="nan", max_steps=5, data_path=str(poisoned_file), **TINY)
     with factory.begin() as session:
         config = {**run_row(factory, tampered).config, "cell": "__import__('os').system('true')"}
         session.execute(update(Run).where(Run.id == tampered).values(config=config))
@@ -92,6 +97,10 @@ def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(fact
 
     failed = run_row(factory, too_big)
     assert failed.status == RunStatus.FAILED and "batch_size 65536 is larger than the training set" in failed.error
+    diverged = run_row(factory, diverging)
+    assert diverged.status == RunStatus.FAILED and diverged.error == "diverged at step 1: the loss is not finite"
+    with factory() as session:
+        assert queue.load_curves(session, diverging)["loss"].steps == [1]
     refused = run_row(factory, tampered)
     assert refused.status == RunStatus.FAILED
     assert refused.error.startswith("the stored config is invalid: cell")

@@ -1,0 +1,171 @@
+"""Run training from the command line, without the dashboard.
+
+    python -m rnncore.run --task mnist --cell lstm --mode static --max-steps 500
+    python -m rnncore.run --preset e1-static-vs-dynamic
+    python -m rnncore.run --cell sru --epochs 1 --db sqlite:///unroll.db   # stored like a queued run
+
+Every run config field is an option (hidden_units is --hidden-units); bad values get the
+same messages as the dashboard. A progress line shows the live loss and accuracy, and
+the summary is printed at the end. With --db the runs are queued in that database
+(as one group for a preset) and executed here, so the dashboard shows them like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import typing
+from typing import Any, Optional
+
+from db.engine import masked_url
+from db.run_config import ConfigError, RunConfig, validate_config
+from rnncore.presets import PRESETS
+
+SUMMARY_KEYS = ("steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step", "target_seconds",
+                "test_accuracy", "test_mse", "parameters", "peak_memory_mb", "data_source", "stopped_by")
+
+
+def _option_type(annotation) -> tuple[Any, tuple]:
+    """(argparse type, choices) for a config field's annotation."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Union:  # Optional[X]
+        return _option_type(next(arg for arg in args if arg is not type(None)))
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, args
+    return annotation, ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rnncore.run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="run every config of a preset")
+    parser.add_argument("--db", metavar="URL", help="store the runs in this database (queued, then run here)")
+    parser.add_argument("--json", action="store_true", help="print each summary as JSON")
+    fields = parser.add_argument_group("run config (see db/run_config.py)")
+    for name, info in RunConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        kind, choices = _option_type(info.annotation)
+        if kind is bool:
+            fields.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=info.description)
+        else:
+            fields.add_argument(flag, dest=name, type=kind, choices=choices or None, default=None,
+                                metavar=None if choices else kind.__name__.upper(), help=info.description)
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
+    """The validated configs the options describe: a preset's (options override its fields) or one."""
+    given = {name: value for name, value in vars(args).items() if name in RunConfig.model_fields and value is not None}
+    if args.preset:
+        return [validate_config({**config, **given}) for config in PRESETS[args.preset].configs]
+    given.setdefault("name", f"{given.get('cell', 'lstm')}-{given.get('mode', 'static')}")
+    return [validate_config(given)]
+
+
+class ProgressLine:
+    """One line, rewritten in place, with the step, the clock and the latest figures."""
+
+    def __init__(self, config: RunConfig, stream=sys.stderr):
+        self.total = config.max_steps
+        self.stream = stream
+        self.last_draw = 0.0
+
+    def __call__(self, step: int, seconds: float, values: dict[str, float]) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < 0.2 and step != self.total:
+            return
+        self.last_draw = now
+        figures = "  ".join(f"{name} {value:.4f}" for name, value in values.items())
+        if self.total:
+            filled = int(20 * step / self.total)
+            bar = f"[{'#' * filled}{'.' * (20 - filled)}] {step}/{self.total}"
+        else:
+            bar = f"step {step}"
+        self.stream.write(f"\r{bar}  {seconds:7.2f} s  {figures}\x1b[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+
+
+def print_summary(config: RunConfig, outcome: str, summary: Optional[dict], as_json: bool) -> None:
+    summary = {key: value for key, value in (summary or {}).items() if key != "series"}
+    if as_json:
+        print(json.dumps({"name": config.name, "outcome": outcome, **summary}))
+        return
+    print(f"{config.name}: {outcome}")
+    for key in SUMMARY_KEYS:
+        if summary.get(key) is not None:
+            value = summary[key]
+            print(f"  {key:<16} {value:.4g}" if isinstance(value, float) else f"  {key:<16} {value}")
+
+
+def run_here(config: RunConfig, as_json: bool) -> str:
+    """Train in this process without storing anything."""
+    from rnncore import train
+
+    progress = ProgressLine(config)
+    try:
+        summary, outcome = train.train(config, progress), "succeeded"
+    except train.Diverged as diverged:
+        summary, outcome = diverged.summary, str(diverged)
+    finally:
+        progress.close()
+    print_summary(config, outcome, summary, as_json)
+    return outcome
+
+
+def run_stored(configs: list[RunConfig], url: str, group: Optional[str], as_json: bool) -> list[str]:
+    """Queue the runs in the database, then execute each here as a registered worker."""
+    from db import queue
+    from rnncore.worker import Worker
+
+    worker = Worker(url)
+    with worker.factory.begin() as session:
+        run_ids = queue.enqueue_many(session, configs, group=group)
+    worker.install_signal_handlers()
+    worker.register()
+    outcomes = []
+    try:
+        for run_id, config in zip(run_ids, configs):
+            with worker.factory.begin() as session:
+                run = queue.claim(session, run_id, worker.id)
+            progress = ProgressLine(config)
+            worker.on_step = progress
+            outcome = worker.execute(run)
+            progress.close()
+            with worker.factory() as session:
+                stored = queue.get_run(session, run_id)
+            print(f"run {run_id} stored in {masked_url(url)}", file=sys.stderr)
+            print_summary(config, outcome, stored.summary, as_json)
+            if stored.error:
+                print(f"  error            {stored.error.splitlines()[0]}")
+            outcomes.append(outcome)
+            if worker.shutdown.is_set():
+                break
+    finally:
+        worker.deregister()
+    return outcomes
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configs = configs_from_args(args)
+    except ConfigError as refused:
+        for field, message in refused.errors:
+            print(f"{field}: {message}", file=sys.stderr)
+        return 2
+    if args.db:
+        outcomes = run_stored(configs, args.db, args.preset, args.json)
+    else:
+        outcomes = [run_here(config, args.json) for config in configs]
+    return 0 if all(outcome == "succeeded" for outcome in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
