@@ -1,0 +1,177 @@
+"""static_unroll and dynamic_unroll: closed-form toy core, equality of the two, sequence lengths, graph shape."""
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnncore import cells
+from rnncore.unroll import dynamic_unroll, reverse_in_time, static_unroll, unroll
+
+B, T, F, H = 4, 6, 3, 5
+TOL = dict(rtol=1e-5, atol=1e-5)
+LENGTHS = [6, 2, 0, 4]
+
+
+class CountState(NamedTuple):
+    hidden: tf.Tensor  # running sum of the inputs
+    steps: tf.Tensor  # steps taken
+
+
+class SumCore:
+    """A toy core with a closed form: output_t = initial + x_1 + ... + x_t (times 2 after its projection)."""
+
+    def initial_state(self, batch_size, dtype=tf.float32):
+        return CountState(tf.zeros(tf.stack([batch_size, F]), dtype), tf.zeros(tf.stack([batch_size, 1]), dtype))
+
+    def project_inputs(self, inputs):
+        return 2.0 * inputs
+
+    def step(self, projection_t, state):
+        total = state.hidden + projection_t
+        return total, CountState(total, state.steps + 1.0)
+
+
+def random_inputs(seed=0, features=F, batch=B, steps=T):
+    return tf.constant(np.random.default_rng(seed).normal(size=(batch, steps, features)), tf.float32)
+
+
+@pytest.mark.parametrize("unroll_fn", [static_unroll, dynamic_unroll, tf.function(dynamic_unroll)])
+def test_toy_core_closed_form(unroll_fn):
+    x = random_inputs()
+    initial = CountState(tf.fill([B, F], 10.0), tf.zeros([B, 1]))
+    outputs, state = unroll_fn(SumCore(), x, initial)
+    expected = 10.0 + 2.0 * np.cumsum(x.numpy(), axis=1)
+    np.testing.assert_allclose(outputs, expected, **TOL)
+    np.testing.assert_allclose(state.hidden, expected[:, -1], **TOL)
+    np.testing.assert_array_equal(state.steps.numpy(), np.full((B, 1), T))
+
+
+@pytest.mark.parametrize("unroll_fn", [dynamic_unroll, tf.function(dynamic_unroll)])
+def test_toy_core_closed_form_with_lengths(unroll_fn):
+    x = random_inputs()
+    outputs, state = unroll_fn(SumCore(), x, sequence_length=tf.constant(LENGTHS))
+    running = 2.0 * np.cumsum(x.numpy(), axis=1)
+    for b, length in enumerate(LENGTHS):
+        np.testing.assert_allclose(outputs[b, :length], running[b, :length], **TOL)
+        np.testing.assert_array_equal(outputs[b, length:].numpy(), 0.0)
+        np.testing.assert_allclose(state.hidden[b], running[b, length - 1] if length else np.zeros(F), **TOL)
+        assert state.steps[b, 0] == length
+
+
+def built_cell(name, seed=0):
+    cell = cells.make_cell(name, H, seed=seed)
+    cell.build((None, None, F))
+    # Non-zero biases make the tests stronger (they start at zero or one).
+    cell.bias.assign(np.random.default_rng(seed).normal(size=cell.bias.shape, scale=0.5).astype("float32"))
+    return cell
+
+
+def outputs_and_gradients(cell, unroll_fn, x, **kwargs):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs, state = unroll_fn(cell, x, **kwargs)
+        # A loss that touches every output and every part of the final state.
+        loss = tf.reduce_sum(outputs * tf.sin(tf.range(outputs.shape[-1], dtype=tf.float32)))
+        loss += sum(tf.reduce_sum(s**2) for s in state)
+    gradients = tape.gradient(loss, [x] + cell.trainable_variables)
+    return outputs, state, gradients
+
+
+@pytest.mark.parametrize("name", cells.CELLS)
+def test_static_equals_dynamic_outputs_states_gradients(name):
+    cell, x = built_cell(name), random_inputs(1)
+    static = outputs_and_gradients(cell, static_unroll, x)
+    dynamic = outputs_and_gradients(cell, tf.function(dynamic_unroll), x)
+    np.testing.assert_allclose(static[0], dynamic[0], **TOL)
+    for a, b in zip(static[1], dynamic[1]):
+        np.testing.assert_allclose(a, b, **TOL)
+    assert len(static[2]) == len(cell.trainable_variables) + 1
+    for a, b in zip(static[2], dynamic[2]):
+        assert np.abs(a.numpy()).max() > 0  # every gradient reaches its variable
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("name", cells.CELLS)
+def test_variable_lengths_zero_padding_and_truncated_final_state(name):
+    cell, x = built_cell(name), random_inputs(2)
+    outputs, state = dynamic_unroll(cell, x, sequence_length=tf.constant(LENGTHS, tf.int64))
+    for b, length in enumerate(LENGTHS):
+        np.testing.assert_array_equal(outputs[b, length:].numpy(), 0.0)
+        if length == 0:  # nothing ran: the final state is the initial (zero) state
+            for got in state:
+                np.testing.assert_array_equal(got[b].numpy(), 0.0)
+            continue
+        alone_outputs, alone_state = dynamic_unroll(cell, x[b : b + 1, :length])
+        np.testing.assert_allclose(outputs[b, :length], alone_outputs[0], **TOL)
+        for got, expected in zip(state, alone_state):
+            np.testing.assert_allclose(got[b], expected[0], **TOL)
+        assert np.abs(outputs[b, :length].numpy()).min() > 0
+
+
+def test_lengths_gradients_ignore_the_padding():
+    cell, x = built_cell("lstm"), random_inputs(3)
+    _, _, gradients = outputs_and_gradients(cell, dynamic_unroll, x, sequence_length=tf.constant(LENGTHS))
+    input_gradient = gradients[0].numpy()
+    for b, length in enumerate(LENGTHS):
+        np.testing.assert_array_equal(input_gradient[b, length:], 0.0)
+        assert length == 0 or np.abs(input_gradient[b, :length]).min() > 0
+
+
+def test_swap_memory_and_initial_state_are_honoured():
+    cell, x = built_cell("gru"), random_inputs(4)
+    initial = cells.GRUState(tf.constant(np.random.default_rng(5).normal(size=(B, H)), tf.float32))
+    plain = static_unroll(cell, x, initial)
+    swapped = tf.function(dynamic_unroll)(cell, x, initial, swap_memory=True)
+    np.testing.assert_allclose(plain[0], swapped[0], **TOL)
+    assert not np.allclose(plain[0], static_unroll(cell, x)[0], atol=1e-3)
+
+
+def test_static_refuses_sequence_length():
+    with pytest.raises(ValueError, match="sequence_length is not supported with static unrolling"):
+        static_unroll(built_cell("rnn"), random_inputs(), sequence_length=tf.constant(LENGTHS))
+
+
+def test_static_refuses_unknown_number_of_steps():
+    cell = built_cell("rnn")
+    traced = tf.function(lambda x: static_unroll(cell, x), input_signature=[tf.TensorSpec([None, None, F])])
+    with pytest.raises(ValueError, match="number of time steps known"):
+        traced.get_concrete_function()
+    # The dynamic loop takes it.
+    dynamic = tf.function(lambda x: dynamic_unroll(cell, x), input_signature=[tf.TensorSpec([None, None, F])])
+    assert dynamic(random_inputs(steps=9))[0].shape == (B, 9, H)
+
+
+def test_unroll_refuses_unknown_mode_and_bad_rank():
+    with pytest.raises(ValueError, match="mode must be 'static' or 'dynamic'"):
+        unroll(built_cell("rnn"), random_inputs(), "eager")
+    with pytest.raises(ValueError, match=r"inputs must be \[batch, time, features\]"):
+        dynamic_unroll(built_cell("rnn"), tf.zeros([B, F]))
+
+
+def graph_op_types(unroll_fn, cell, steps):
+    traced = tf.function(lambda x: unroll_fn(cell, x)[0])
+    graph = traced.get_concrete_function(tf.TensorSpec([B, steps, F])).graph
+    return [op.type for op in graph.get_operations()]
+
+
+def test_static_traces_one_cell_per_step_dynamic_one_loop():
+    cell = built_cell("lstm")
+    for steps in (5, 12):
+        static_ops = graph_op_types(static_unroll, cell, steps)
+        # One matmul for all input projections plus one recurrent matmul per step.
+        assert static_ops.count("MatMul") == 1 + steps
+        assert "While" not in static_ops and "StatelessWhile" not in static_ops
+        dynamic_ops = graph_op_types(dynamic_unroll, cell, steps)
+        assert dynamic_ops.count("MatMul") == 1  # the projection; the recurrent one is inside the loop body
+        assert sum(op in ("While", "StatelessWhile") for op in dynamic_ops) == 1
+
+
+def test_reverse_in_time_reverses_within_each_length():
+    x = tf.reshape(tf.range(B * T, dtype=tf.float32), [B, T, 1]) + 1.0
+    reversed_x = reverse_in_time(x, tf.constant(LENGTHS)).numpy()[..., 0]
+    for b, length in enumerate(LENGTHS):
+        row = x.numpy()[b, :, 0]
+        np.testing.assert_array_equal(reversed_x[b], np.concatenate([row[:length][::-1], row[length:]]))
+    np.testing.assert_array_equal(reverse_in_time(x).numpy(), x.numpy()[:, ::-1])
