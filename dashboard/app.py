@@ -14,6 +14,8 @@ ensure_local_worker()
 
 pages = [
     st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
     st.Page("app_pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
+    st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:"),
 ]
 st.navigation(pages).run()

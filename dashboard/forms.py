@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from annotated_types import Ge, Gt, Le, Lt
 
 from db.run_config import ConfigError, RunConfig, validate_config
 
@@ -71,10 +71,16 @@ def field_specs() -> list[FieldSpec]:
     return specs
 
 
+def clean_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The form's values as config data: an empty box (None, or a blank optional text) is "not set"."""
+    optional = {spec.name for spec in field_specs() if spec.optional}
+    return {name: value for name, value in values.items()
+            if value is not None and not (name in optional and isinstance(value, str) and not value.strip())}
+
+
 def parse_form(values: dict[str, Any]) -> tuple[Optional[RunConfig], dict[str, str]]:
     """Validate the form's values: (config, {}) or (None, {field: message})."""
-    cleaned = {name: value for name, value in values.items() if value is not None}
     try:
-        return validate_config(cleaned), {}
+        return validate_config(clean_values(values)), {}
     except ConfigError as error:
         return None, {field: message for field, message in error.errors}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import local_worker
+from dashboard import local_worker, queries
 from db.engine import database_url, make_engine, session_factory
 
 
@@ -30,3 +31,41 @@ def ensure_local_worker() -> None:
     process = _local_worker(url)
     if process is not None and process.poll() is not None:  # it died: let the next rerun start another
         _local_worker.clear()
+
+
+# --- cached reads (plain arguments only; never a widget inside) -------------------------
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _run_infos(url: str, run_ids: tuple[int, ...]) -> list[queries.RunInfo]:
+    with _sessions_for(url)() as session:
+        return queries.run_infos(session, run_ids)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=500)
+def _points(url: str, run_id: int, started_at, version: tuple) -> pd.DataFrame:
+    """`version` changes whenever the run has new points, so a cached curve is never stale."""
+    with _sessions_for(url)() as session:
+        return queries.points_frame(session, run_id, started_at)
+
+
+def run_infos(run_ids) -> list[queries.RunInfo]:
+    return _run_infos(database_url(), tuple(int(run_id) for run_id in run_ids))
+
+
+def points_for(runs) -> pd.DataFrame:
+    """The long points table of the runs (see dashboard.charts), cached per run and progress."""
+    url = database_url()
+    return queries.concat_points([_points(url, run.id, run.started_at, (run.status, run.attempts, run.progress_step))
+                                  for run in runs])
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _run_choices(url: str) -> list[tuple[int, str]]:
+    with _sessions_for(url)() as session:
+        return [(row["id"], f"#{row['id']} {row['name']}") for row in queries.run_rows(session)]
+
+
+def run_choices() -> list[tuple[int, str]]:
+    """(id, label) of every run, newest first, for pickers."""
+    return _run_choices(database_url())

@@ -1,0 +1,56 @@
+"""Grids, the queue limit and the shareable Compare state, as plain functions."""
+
+import pytest
+
+from dashboard import launching, sharing
+from db import queue
+
+BASE = {"name": "g", "task": "mnist", "cell": "lstm", "max_steps": 10, "seed": 5}
+
+
+def test_a_grid_is_the_product_of_the_chosen_values_times_the_seed_repeats():
+    configs = launching.grid_configs(BASE, {"cell": ["lstm", "gru"], "mode": ["static", "dynamic"],
+                                            "hidden_units": [32, 64, 128], "implementation": []}, repeats=2)
+    assert len(configs) == 2 * 2 * 3 * 2
+    assert configs[0]["name"] == "g cell=lstm mode=static h=32 seed=5"
+    assert {config["seed"] for config in configs} == {5, 6}
+    assert len({config["name"] for config in configs}) == len(configs)
+    assert launching.grid_configs(BASE, {}, 1) == [BASE]
+
+
+def test_number_lists_are_parsed_or_refused_by_name():
+    assert launching.parse_int_list("32, 64 64,128") == [32, 64, 128]
+    assert launching.parse_int_list("") == []
+    with pytest.raises(ValueError, match="'x' is not a whole number"):
+        launching.parse_int_list("32, x")
+
+
+def test_a_grid_with_one_bad_run_is_refused_whole():
+    configs = launching.grid_configs(BASE, {"hidden_units": [32, 0]})
+    valid, errors = launching.validate_all(configs)
+    assert valid == [] and errors["hidden_units"].endswith("(in run 'g h=0')")
+
+
+def test_the_queue_limit(factory, monkeypatch):
+    monkeypatch.setenv("UNROLL_MAX_QUEUED", "3")
+    assert launching.max_queued() == 3
+    assert launching.max_queued({"UNROLL_MAX_QUEUED": "lots"}) == launching.DEFAULT_MAX_QUEUED
+    configs = launching.grid_configs(BASE, {"hidden_units": [1, 2]})
+    with factory.begin() as session:
+        assert len(launching.launch(session, configs, "a")) == 2
+    with pytest.raises(queue.QueueFullError, match="at most 3"), factory.begin() as session:
+        launching.launch(session, configs, "b")
+
+
+def test_compare_state_round_trips_through_the_url():
+    state = sharing.from_query({"runs": "3,4,9", "x": "seconds", "smooth": "0.6", "group": "mode", "log": "1"},
+                               group_fields=("mode", "cell"))
+    assert (state["runs"], state["x"], state["smooth"], state["group"], state["log"]) == (
+        [3, 4, 9], "seconds", 0.6, "mode", True)
+    assert sharing.to_query(state) == {"runs": "3,4,9", "x": "seconds", "smooth": "0.6", "log": "1", "group": "mode"}
+    assert sharing.to_query(sharing.DEFAULTS) == {}
+
+
+def test_unreadable_url_values_fall_back_to_defaults():
+    state = sharing.from_query({"runs": "3,x,3,-1", "x": "bogus", "smooth": "5", "group": "'; drop", "band": "?"})
+    assert state == {**sharing.DEFAULTS, "runs": [3]}

@@ -1,0 +1,43 @@
+"""The pages' read models, on SQLite and PostgreSQL."""
+
+from datetime import timedelta
+
+from dashboard import queries
+from db import queue
+
+
+def test_rows_progress_filters_and_health(factory):
+    with factory.begin() as session:
+        done, running, waiting = queue.enqueue_many(session, [
+            {"name": "done", "max_steps": 10, "cell": "gru"}, {"name": "running", "max_steps": 40},
+            {"name": "waiting", "epochs": 1}], group="g")
+        queue.claim_next(session, "w")
+        queue.append_metrics(session, done, "w", [queue.Point("loss", 10, 0.5, 0.25)])
+        queue.finish(session, done, "w", {"test_accuracy": 0.91234})
+        queue.claim_next(session, "w")
+        queue.append_metrics(session, running, "w", [queue.Point("loss", 10, 0.5, 0.5)])
+    with factory() as session:
+        rows = queries.run_rows(session)
+        health = queries.worker_health(session, timedelta(seconds=15))
+    assert [row["id"] for row in rows] == [waiting, running, done]
+    assert [row["progress"] for row in rows] == [None, 0.25, 1.0]
+    assert rows[2]["final"] == 0.9123 and rows[1]["loss"] == 0.5
+    assert [row["name"] for row in queries.filter_rows(rows, status=["running", "queued"], cell=[])] == [
+        "waiting", "running"]
+    assert [row["name"] for row in queries.filter_rows(rows, cell=["gru"])] == ["done"]
+    assert health["active"] and health["stranded"] and health["queued"] == 1
+
+
+def test_run_infos_and_points(factory):
+    with factory.begin() as session:
+        run_id = queue.enqueue(session, {"name": "r", "max_steps": 3})
+        queue.claim_next(session, "w")
+        queue.append_metrics(session, run_id, "w", [queue.Point("loss", step, step * 0.1, 1.0 / step)
+                                                    for step in (1, 2, 3)])
+    with factory() as session:
+        [run] = queries.run_infos(session, [run_id, 999])
+        points = queries.points_frame(session, run.id, run.started_at)
+    assert (run.label, run.status, run.progress_step) == (f"#{run_id} r", "running", 3)
+    assert list(points["step"]) == [1, 2, 3] and list(points.columns) == queries.POINT_COLUMNS
+    assert abs(points["wall"][2] - run.started_at.timestamp() - 0.3) < 1e-6
+    assert queries.concat_points([]).empty

@@ -1,0 +1,83 @@
+"""Comparison tables: figures per run and group, speed ratios, best values, config diffs."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import plotly.graph_objects as go
+
+from dashboard import export, tables
+
+
+def run(run_id, summary=None, **config):
+    return SimpleNamespace(id=run_id, label=f"#{run_id}", name=f"r{run_id}", group="g", status="succeeded",
+                           progress_step=None, summary=summary or {}, config={"name": f"r{run_id}", **config})
+
+
+def curve(run_id, accuracy, ms):
+    steps = np.arange(1, len(accuracy) + 1)
+    seconds = (steps - 1) * ms / 1000
+    return pd.concat([pd.DataFrame({"run_id": run_id, "metric": metric, "step": steps, "seconds": seconds,
+                                    "wall": seconds, "value": values})
+                      for metric, values in (("accuracy", accuracy), ("loss", [1.0] * len(accuracy)))])
+
+
+RUNS = [run(1, {"median_step_ms": 10.0, "test_accuracy": 0.95, "trace_seconds": 2.0}, mode="static", seed=0),
+        run(2, {"median_step_ms": 14.0, "test_accuracy": 0.96, "trace_seconds": 1.0}, mode="dynamic", seed=0),
+        run(3, {"test_accuracy": 0.94}, mode="dynamic", seed=1)]
+POINTS = pd.concat([curve(1, [0.5, 0.8, 0.92, 0.95], 10), curve(2, [0.5, 0.91, 0.95], 14),
+                    curve(3, [0.5, 0.6], 18)])
+
+
+def test_target_and_step_time_come_from_curves_when_the_summary_lacks_them():
+    table = tables.summary_table(RUNS, POINTS, target=0.9)
+    assert list(table["steps to target"].fillna(-1)) == [3, 2, -1]
+    assert table["seconds to target"][0] == pytest.approx(0.02)
+    assert list(table["ms per step"]) == pytest.approx([10.0, 14.0, 18.0])  # run 3 from its clock
+
+
+def test_speed_ratio_against_a_baseline_run_and_sentences():
+    table = tables.add_speed_ratio(tables.summary_table(RUNS, POINTS), "run", "#2")
+    assert list(table["speed vs baseline"]) == pytest.approx([1.4, 1.0, 14 / 18])
+    assert tables.speed_sentences(table, "run", "#2") == ["#1 is 1.40x faster than #2", "#3 is 1.29x slower than #2"]
+    assert tables.add_speed_ratio(table, "run", None)["speed vs baseline"].isna().all()
+
+
+def test_group_table_averages_over_the_runs_of_each_value():
+    per_run = tables.summary_table(RUNS, POINTS)
+    grouped = tables.add_speed_ratio(tables.group_table(RUNS, per_run, "mode"), "group", "mode=dynamic")
+    assert list(grouped["group"]) == ["mode=dynamic", "mode=static"] and list(grouped["runs"]) == [2, 1]
+    assert grouped["ms per step"].tolist() == pytest.approx([16.0, 10.0])
+    assert grouped["speed vs baseline"].tolist() == pytest.approx([1.0, 1.6])
+
+
+def test_best_values_are_marked_only_where_values_differ():
+    table = tables.add_speed_ratio(tables.summary_table(RUNS, POINTS), "run", "#2")
+    best = tables.best_rows(table)
+    assert best["ms per step"] == [0] and best["test accuracy"] == [1] and best["trace s"] == [1]
+    assert best["speed vs baseline"] == [0] and "peak MB" not in best
+    styler = tables.highlight_best(table)
+    assert "test MSE" not in styler.data  # empty for every run: left out
+    styled = styler.to_html()
+    ms_column = list(styler.data.columns).index("ms per step")
+    assert "background-color: #d4f4dd" in styled and f"_row0_col{ms_column}," in styled
+
+
+def test_config_diff_shows_only_fields_that_differ():
+    diff = tables.config_diff(RUNS)
+    assert list(diff.index) == ["mode", "seed"] and list(diff.columns) == ["#1", "#2", "#3"]
+    assert list(diff.loc["mode"]) == ["static", "dynamic", "dynamic"]
+    assert tables.config_diff(RUNS[:1]).empty
+
+
+def test_exports_keep_every_point_and_escape_names():
+    runs = [SimpleNamespace(id=1, name="<script>alert(1)</script>")]
+    points = curve(1, [0.1] * 5000, 10)
+    csv = export.points_csv(points, runs)
+    assert csv.count("\n") == 10_001 and csv.startswith("run_id,run,metric,step,seconds,wall_clock,value")
+    report = export.html_report("<b>x</b>", [go.Figure(), go.Figure()],
+                                [("t", pd.DataFrame({"run": ["<script>alert(1)</script>"]}), False)])
+    assert "<script>alert(1)</script>" not in report and "&lt;script&gt;" in report
+    assert report.count("window.PlotlyConfig") == 1 and len(report) > 1_000_000  # plotly.js embedded, once
