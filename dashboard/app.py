@@ -1,16 +1,32 @@
 """Unroll's dashboard: `streamlit run dashboard/app.py`.
 
-The entry point routes to the pages and sets up what they share: the database engine
-and, unless UNROLL_WORKER=off, a local worker process when none is alive. This process
-never imports TensorFlow; training happens in workers.
+The entry point routes to the pages and sets up what they share: the settings, the
+database engine, the launch password box and, unless UNROLL_WORKER=off, a local worker
+process when none is alive. This process never imports TensorFlow; training happens in
+workers.
 """
 
 import streamlit as st
 
-from dashboard.state import ensure_local_worker
+from dashboard.settings import SettingsError
+from dashboard.state import PASSWORD_KEY, ensure_local_worker, settings
+from db.engine import masked_url
 
 st.set_page_config(page_title="Unroll", layout="wide")
+try:
+    current = settings()
+except SettingsError as error:
+    st.error(f"Unroll cannot start: {error}. Fix it in the environment or .streamlit/secrets.toml.")
+    st.stop()
 ensure_local_worker()
+
+if current.readonly:
+    st.info("This dashboard is read-only: you can look at every run and compare them, "
+            "but launching and run actions are switched off.", icon=":material/lock:")
+if current.needs_password:
+    st.sidebar.text_input("launch password", type="password", key=PASSWORD_KEY,
+                          help="Launching and run actions on this dashboard ask for it.")
+st.sidebar.caption(f"Database: {masked_url(current.db_url)}")
 
 pages = [
     st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
@@ -18,4 +34,6 @@ pages = [
     st.Page("app_pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:"),
 ]
+if current.readonly:
+    pages = [page for page in pages if page.title != "Launch"]
 st.navigation(pages).run()

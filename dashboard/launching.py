@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
+from dashboard.settings import Settings
 from db import queue
 from db.run_config import ConfigError, RunConfig, validate_config
 
-DEFAULT_MAX_QUEUED = 500
 # The fields a grid can vary, in the order they appear in run names.
 GRID_FIELDS = ("cell", "mode", "implementation", "hidden_units", "n_steps")
 SHORT = {"hidden_units": "h", "n_steps": "len", "implementation": "impl"}
-
-
-def max_queued(environ: Mapping[str, str] = os.environ) -> int:
-    """UNROLL_MAX_QUEUED, else 500: launching past it is refused."""
-    try:
-        return max(1, int(environ.get("UNROLL_MAX_QUEUED", DEFAULT_MAX_QUEUED)))
-    except ValueError:
-        return DEFAULT_MAX_QUEUED
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -75,9 +66,24 @@ def default_group(prefix: str, now: datetime | None = None) -> str:
     return f"{prefix} {(now or datetime.now(timezone.utc)).strftime('%m-%d %H:%M:%S')}"
 
 
-def launch(session: Session, configs: Sequence[RunConfig | Mapping[str, Any]], group: str | None) -> list[int]:
-    """Queue the runs as one group, all or nothing, within the queue limit.
+def check_step_limit(configs: Sequence[RunConfig], max_steps: int | None) -> None:
+    """A host's cap on steps per run: every run must stop by max_steps, at most the cap."""
+    if max_steps is None:
+        return
+    for config in configs:
+        if config.max_steps is None or config.max_steps > max_steps:
+            raise ConfigError([("max_steps", f"this dashboard runs at most {max_steps} steps per run: set "
+                                             f"max_steps to {max_steps} or less (run {config.name!r})")])
 
-    Raises db.run_config.ConfigError or db.queue.QueueFullError; nothing is stored then.
+
+def launch(session: Session, configs: Sequence[RunConfig | Mapping[str, Any]], group: str | None,
+           settings: Settings, password: str | None) -> list[int]:
+    """Queue the runs as one group, all or nothing, if this dashboard allows it and within its limits.
+
+    Raises dashboard.settings.NotAllowed, db.run_config.ConfigError or db.queue.QueueFullError;
+    nothing is stored then.
     """
-    return queue.enqueue_many(session, configs, group=group, max_queued=max_queued())
+    settings.check_write(password)
+    validated = [validate_config(config) for config in configs]
+    check_step_limit(validated, settings.max_steps)
+    return queue.enqueue_many(session, validated, group=group, max_queued=settings.max_queued)

@@ -23,10 +23,6 @@ LIVE_WITHIN = timedelta(seconds=15)
 LOG_FILE = "unroll-worker.log"
 
 
-def autostart_enabled(environ=os.environ) -> bool:
-    return environ.get("UNROLL_WORKER", "on").strip().lower() not in {"off", "0", "false", "no"}
-
-
 def has_live_worker(factory: sessionmaker[Session]) -> bool:
     with factory() as session:
         return bool(queue.live_workers(session, LIVE_WITHIN))
@@ -43,8 +39,8 @@ def start_worker(url: str, log_path: Path = Path(LOG_FILE)) -> subprocess.Popen:
                             env={**os.environ, "UNROLL_DB_URL": url})
 
 
-def ensure_worker(factory: sessionmaker[Session], url: str) -> Optional[subprocess.Popen]:
-    """Start a worker unless disabled or one is already alive; returns the process started."""
-    if not autostart_enabled() or has_live_worker(factory):
+def ensure_worker(factory: sessionmaker[Session], url: str, enabled: bool = True) -> Optional[subprocess.Popen]:
+    """Start a worker unless disabled (UNROLL_WORKER=off) or one is already alive; returns the process."""
+    if not enabled or has_live_worker(factory):
         return None
     return start_worker(url)

@@ -1,13 +1,41 @@
-"""Shared objects for every page: the engine (one per server process) and the local worker."""
+"""Shared objects for every page: settings, the engine (one per server process) and the local worker."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import local_worker, queries
-from db.engine import database_url, make_engine, session_factory
+from dashboard.settings import Settings, resolve
+from db.engine import make_engine, session_factory
+
+PASSWORD_KEY = "launch_password"
+
+
+def _secrets() -> dict[str, Any]:
+    """Streamlit secrets as a dict; none at all when there is no secrets file."""
+    try:
+        return dict(st.secrets)
+    except Exception:  # noqa: BLE001 - Streamlit raises its own error types for a missing or bad file
+        return {}
+
+
+def settings() -> Settings:
+    """Environment variables, else Streamlit secrets (see dashboard.settings); read on every rerun."""
+    return resolve(os.environ, _secrets())
+
+
+def database_url() -> str:
+    return settings().db_url
+
+
+def check_write() -> None:
+    """Refuse a change unless this dashboard allows it (read-only mode, launch password)."""
+    settings().check_write(st.session_state.get(PASSWORD_KEY))
 
 
 @st.cache_resource(show_spinner=False)
@@ -21,14 +49,14 @@ def sessions() -> sessionmaker[Session]:
 
 
 @st.cache_resource(show_spinner=False)
-def _local_worker(url: str):
+def _local_worker(url: str, enabled: bool):
     """Started once per server process and database, only when no live worker serves it."""
-    return local_worker.ensure_worker(_sessions_for(url), url)
+    return local_worker.ensure_worker(_sessions_for(url), url, enabled)
 
 
 def ensure_local_worker() -> None:
-    url = database_url()
-    process = _local_worker(url)
+    current = settings()
+    process = _local_worker(current.db_url, current.worker_autostart)
     if process is not None and process.poll() is not None:  # it died: let the next rerun start another
         _local_worker.clear()
 

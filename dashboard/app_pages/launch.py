@@ -5,7 +5,8 @@ from typing import get_args
 
 from dashboard import launching
 from dashboard.forms import FieldSpec, clean_values, field_specs
-from dashboard.state import sessions
+from dashboard.settings import NotAllowed
+from dashboard.state import PASSWORD_KEY, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
 from db.run_config import Cell, ConfigError, Implementation, Mode
@@ -48,8 +49,8 @@ def _queue(configs, group, slots) -> None:
         return
     try:
         with sessions().begin() as session:
-            run_ids = launching.launch(session, valid, group)
-    except (ConfigError, queue.QueueFullError) as refused:
+            run_ids = launching.launch(session, valid, group, settings(), st.session_state.get(PASSWORD_KEY))
+    except (ConfigError, queue.QueueFullError, NotAllowed) as refused:
         st.error(f"Nothing was queued: {refused}")
         return
     where = f" as group {md_escape(group)}" if group else ""
@@ -61,6 +62,9 @@ def _queue(configs, group, slots) -> None:
 
 
 st.title("Launch")
+limits = settings()
+if limits.max_steps:
+    st.caption(f"This dashboard runs at most {limits.max_steps} steps per run.")
 configure, presets = st.tabs(["Runs and grids", "Presets"])
 
 with configure:
@@ -100,7 +104,7 @@ with configure:
     group = st.text_input("group", key="launch_group",
                           placeholder="optional for one run; a grid is named 'grid <time>' if empty")
     st.info(f"This launch queues **{count}** run{'s' if count != 1 else ''} "
-            f"(queue limit {launching.max_queued()}).")
+            f"(queue limit {limits.max_queued}).")
     if st.button(f"Queue {count} run{'s' if count != 1 else ''}", type="primary", key="queue_runs",
                  disabled=bool(grid_errors)):
         name = group.strip() or (launching.default_group("grid") if count > 1 else None)

@@ -8,7 +8,8 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.local_worker import LIVE_WITHIN
-from dashboard.state import sessions
+from dashboard.settings import NotAllowed
+from dashboard.state import check_write, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
 
@@ -73,6 +74,10 @@ def _act(action, verb: str, ids=None) -> None:
     """Apply a queue action to the selected runs (or `ids`); messages show after the rerun."""
     ids = st.session_state.get(SELECTED, []) if ids is None else ids
     messages = [] if ids else [("info", "Select runs in the table first.")]
+    try:
+        check_write()
+    except NotAllowed as refused:
+        ids, messages = [], [("error", str(refused))]
     for run_id in ids:
         try:
             with sessions().begin() as session:
@@ -102,9 +107,11 @@ st.fragment(run_every=REFRESH_SECONDS if health["active"] else None)(live)(healt
 buttons = st.container(horizontal=True)
 compare = buttons.button("Compare selected", key="compare_selected", type="primary")
 open_run = buttons.button("Open run page", key="open_run")
-buttons.button("Cancel", key="cancel_runs", on_click=_act, args=(_cancel, "cancelled"))
-buttons.button("Re-queue", key="requeue_runs", on_click=_act, args=(queue.requeue, "queued again"))
-delete = buttons.button("Delete…", key="delete_runs")
+writable = not settings().readonly  # read-only: no buttons, and _act refuses on the server side too
+if writable:
+    buttons.button("Cancel", key="cancel_runs", on_click=_act, args=(_cancel, "cancelled"))
+    buttons.button("Re-queue", key="requeue_runs", on_click=_act, args=(queue.requeue, "queued again"))
+delete = writable and buttons.button("Delete…", key="delete_runs")
 selected = st.session_state.get(SELECTED, [])
 if (compare or open_run or delete) and not selected:
     st.info("Select runs in the table first (click the boxes at the left of the rows).")

@@ -3,7 +3,9 @@
 import pytest
 
 from dashboard import launching, sharing
+from dashboard.settings import Settings
 from db import queue
+from db.run_config import ConfigError
 
 BASE = {"name": "g", "task": "mnist", "cell": "lstm", "max_steps": 10, "seed": 5}
 
@@ -31,15 +33,24 @@ def test_a_grid_with_one_bad_run_is_refused_whole():
     assert valid == [] and errors["hidden_units"].endswith("(in run 'g h=0')")
 
 
-def test_the_queue_limit(factory, monkeypatch):
-    monkeypatch.setenv("UNROLL_MAX_QUEUED", "3")
-    assert launching.max_queued() == 3
-    assert launching.max_queued({"UNROLL_MAX_QUEUED": "lots"}) == launching.DEFAULT_MAX_QUEUED
+def test_the_queue_limit(factory):
+    limits = Settings(max_queued=3)
     configs = launching.grid_configs(BASE, {"hidden_units": [1, 2]})
     with factory.begin() as session:
-        assert len(launching.launch(session, configs, "a")) == 2
+        assert len(launching.launch(session, configs, "a", limits, None)) == 2
     with pytest.raises(queue.QueueFullError, match="at most 3"), factory.begin() as session:
-        launching.launch(session, configs, "b")
+        launching.launch(session, configs, "b", limits, None)
+
+
+def test_the_step_limit_refuses_runs_that_could_run_longer(factory):
+    limits = Settings(max_steps=100)
+    with factory.begin() as session, pytest.raises(ConfigError) as refused:
+        launching.launch(session, [{**BASE, "max_steps": 101}], None, limits, None)
+    assert refused.value.errors[0][0] == "max_steps" and "at most 100 steps" in refused.value.errors[0][1]
+    with factory.begin() as session, pytest.raises(ConfigError, match="max_steps"):
+        launching.launch(session, [{**BASE, "max_steps": None, "epochs": 1}], None, limits, None)
+    with factory.begin() as session:
+        assert len(launching.launch(session, [{**BASE, "max_steps": 100}], None, limits, None)) == 1
 
 
 def test_compare_state_round_trips_through_the_url():

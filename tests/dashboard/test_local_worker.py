@@ -14,11 +14,8 @@ def factory(sqlite_url):
     return session_factory(make_engine(sqlite_url))
 
 
-def test_autostart_can_be_switched_off():
-    assert local_worker.autostart_enabled({})
-    assert local_worker.autostart_enabled({"UNROLL_WORKER": "on"})
-    for value in ("off", "OFF", "0", "false", "no"):
-        assert not local_worker.autostart_enabled({"UNROLL_WORKER": value})
+def test_no_worker_is_started_when_autostart_is_off(factory, sqlite_url):
+    assert local_worker.ensure_worker(factory, sqlite_url, enabled=False) is None
 
 
 def test_no_worker_is_started_when_one_is_alive(factory, sqlite_url, monkeypatch):

@@ -1,0 +1,96 @@
+"""The dashboard's settings, from environment variables or Streamlit secrets alike.
+
+Every setting has one name, used both as an environment variable and as a top-level key
+of `.streamlit/secrets.toml` (the way Streamlit Community Cloud passes configuration).
+The environment wins when both are set. A value that cannot be understood stops the
+dashboard with a message naming the setting, rather than being silently ignored.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from db.engine import DEFAULT_DB_URL
+
+DEFAULT_MAX_QUEUED = 500
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the dashboard cannot use; the message names it."""
+
+
+class NotAllowed(PermissionError):
+    """A write was refused (read-only dashboard, or a wrong launch password); nothing changed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = DEFAULT_DB_URL
+    readonly: bool = False
+    launch_password: Optional[str] = None
+    worker_autostart: bool = True
+    max_queued: int = DEFAULT_MAX_QUEUED
+    max_steps: Optional[int] = None
+
+    def check_write(self, password: Optional[str]) -> None:
+        """Refuse any change in read-only mode, or without the launch password when one is set."""
+        if self.readonly:
+            raise NotAllowed("this dashboard is read-only: launching and run actions are switched off "
+                             "(UNROLL_READONLY); nothing was changed")
+        if self.launch_password and not hmac.compare_digest(
+                (password or "").encode(), self.launch_password.encode()):
+            raise NotAllowed("the launch password is missing or wrong: nothing was changed")
+
+    @property
+    def needs_password(self) -> bool:
+        return bool(self.launch_password) and not self.readonly
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise SettingsError(f"{name} must be one of 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return number
+
+
+def _text(_name: str, value: str) -> Optional[str]:
+    return value or None
+
+
+# setting name -> (Settings field, parser)
+SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "UNROLL_DB_URL": ("db_url", lambda _name, value: value or DEFAULT_DB_URL),
+    "UNROLL_READONLY": ("readonly", _flag),
+    "UNROLL_LAUNCH_PASSWORD": ("launch_password", _text),
+    "UNROLL_WORKER": ("worker_autostart", _flag),
+    "UNROLL_MAX_QUEUED": ("max_queued", _positive_int),
+    "UNROLL_MAX_STEPS": ("max_steps", _positive_int),
+}
+
+
+def resolve(environ: Mapping[str, str], secrets: Mapping[str, Any]) -> Settings:
+    """Settings from the environment first, then the secrets; defaults for what neither sets."""
+    values = {}
+    for name, (field, parse) in SETTINGS.items():
+        raw = environ.get(name)
+        if raw is None and name in secrets:
+            raw = secrets[name]
+        if raw is not None:
+            values[field] = parse(name, str(raw).lower() if isinstance(raw, bool) else str(raw))
+    return Settings(**values)

@@ -1,0 +1,141 @@
+"""Hosting: settings from the environment or secrets, read-only mode, the launch password."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from dashboard import launching
+from dashboard.settings import NotAllowed, Settings, SettingsError, resolve
+from db.models import Run, RunStatus
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+SUBMIT = "queue_runs"
+
+
+def runs_in(factory) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Run))
+
+
+def status_of(factory, run_id):
+    with factory() as session:
+        return session.get(Run, run_id).status
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+def test_defaults_give_a_local_dashboard_that_works_as_always():
+    settings = resolve({}, {})
+    assert settings == Settings()
+    assert settings.db_url == "sqlite:///unroll.db" and not settings.readonly and settings.worker_autostart
+    settings.check_write(None)  # no password set: nothing is asked
+
+
+def test_secrets_configure_a_hosted_dashboard_and_the_environment_wins():
+    secrets = {"UNROLL_DB_URL": "postgresql+psycopg://u:p@db/unroll", "UNROLL_READONLY": True,
+               "UNROLL_WORKER": "off", "UNROLL_MAX_QUEUED": 20, "UNROLL_MAX_STEPS": "1000"}
+    settings = resolve({}, secrets)
+    assert (settings.db_url, settings.readonly, settings.worker_autostart) == (
+        "postgresql+psycopg://u:p@db/unroll", True, False)
+    assert (settings.max_queued, settings.max_steps) == (20, 1000)
+    assert resolve({"UNROLL_READONLY": "0"}, secrets).readonly is False
+
+
+@pytest.mark.parametrize("name, value", [("UNROLL_READONLY", "maybe"), ("UNROLL_MAX_QUEUED", "lots"),
+                                         ("UNROLL_MAX_QUEUED", "0"), ("UNROLL_MAX_STEPS", "-5")])
+def test_a_setting_that_cannot_be_understood_is_named(name, value):
+    with pytest.raises(SettingsError, match=name):
+        resolve({name: value}, {})
+
+
+def test_read_only_refuses_every_write_even_with_the_password():
+    with pytest.raises(NotAllowed, match="read-only"):
+        Settings(readonly=True, launch_password="pw").check_write("pw")
+
+
+def test_the_launch_password_must_match():
+    settings = Settings(launch_password="correct horse")
+    settings.check_write("correct horse")
+    for wrong in (None, "", "correct", "correct horse "):
+        with pytest.raises(NotAllowed, match="password"):
+            settings.check_write(wrong)
+
+
+# --- the app --------------------------------------------------------------------------
+
+
+def test_read_only_hides_launching_and_actions_and_says_so(app_factory, seed, open_page, monkeypatch):
+    seed("visible")
+    monkeypatch.setenv("UNROLL_READONLY", "1")
+    at = open_page()
+    assert not at.exception
+    assert "read-only" in at.info[0].value
+    assert at.dataframe[0].value["name"].tolist() == ["visible"]
+    keys = {button.key for button in at.button}
+    assert "compare_selected" in keys and not keys & {"cancel_runs", "requeue_runs", "delete_runs"}
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        open_page("launch")  # the server does not serve the page at all
+
+
+def test_read_only_refuses_a_launch_on_the_server_side_whatever_the_page_does(app_factory):
+    with app_factory.begin() as session, pytest.raises(NotAllowed, match="read-only"):
+        launching.launch(session, [{"name": "sneaky", "max_steps": 1}], None, Settings(readonly=True), None)
+    assert runs_in(app_factory) == 0
+
+
+def test_read_only_can_come_from_streamlit_secrets(app_factory):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["UNROLL_READONLY"] = True
+    at.run()
+    assert not at.exception and "read-only" in at.info[0].value
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/launch.py")
+
+
+def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_factory, open_page, monkeypatch):
+    monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
+    at = open_page("launch")
+    at.button(key=SUBMIT).click().run()
+    assert "launch password is missing or wrong" in " ".join(error.value for error in at.error)
+    assert runs_in(app_factory) == 0
+    at.text_input(key="launch_password").set_value("guess").run()
+    at.button(key=SUBMIT).click().run()
+    assert runs_in(app_factory) == 0
+    at.text_input(key="launch_password").set_value("s3cret").run()
+    at.button(key=SUBMIT).click().run()
+    assert not at.exception and runs_in(app_factory) == 1
+
+
+def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeypatch):
+    run_id = seed("finished")
+    monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
+    at = open_page()
+    at.session_state["runs_selected"] = [run_id]
+    at.button(key="requeue_runs").click().run()
+    assert "password" in at.error[0].value and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
+    at.text_input(key="launch_password").set_value("s3cret").run()
+    at.session_state["runs_selected"] = [run_id]
+    at.button(key="requeue_runs").click().run()
+    assert status_of(app_factory, run_id) == RunStatus.QUEUED
+
+
+def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch):
+    monkeypatch.setenv("UNROLL_MAX_STEPS", "100")
+    at = open_page("launch")
+    at.number_input(key="field_max_steps").set_value(5000)
+    at.button(key=SUBMIT).click().run()
+    assert "at most 100 steps" in " ".join(error.value for error in at.error)
+    assert runs_in(app_factory) == 0
+
+
+def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypatch):
+    with_password = pg_schema_url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
+    monkeypatch.setenv("UNROLL_DB_URL", with_password)
+    monkeypatch.setenv("UNROLL_WORKER", "off")
+    at = open_page()
+    assert not at.exception
+    shown = " ".join(str(caption.value) for caption in at.sidebar.caption)
+    assert "Database: postgresql+psycopg://postgres:***@127.0.0.1" in shown and "hunter2" not in shown
