@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import queue
-from db.models import Run, RunStatus
+from db.models import MetricPoint, Run, RunStatus
 
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)  # statuses worth refreshing a view for
 POINT_COLUMNS = ["run_id", "metric", "step", "seconds", "wall", "value"]
@@ -102,16 +103,27 @@ def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:
 
 
 def points_frame(session: Session, run_id: int, started_at: Optional[datetime]) -> pd.DataFrame:
-    """Every stored point of a run as a long table (see dashboard.charts); wall = started_at + seconds."""
-    start = started_at.timestamp() if started_at else 0.0
-    frames = [pd.DataFrame({"run_id": run_id, "metric": name, "step": curve.steps, "seconds": curve.seconds,
-                            "value": curve.values})
-              for name, curve in queue.load_curves(session, run_id).items()]
-    if not frames:
+    """Every stored point of a run as a long table (see dashboard.charts); wall = started_at + seconds.
+
+    One range scan of the points' primary key, read as the driver's plain tuples: building
+    a Row object per point would cost more than the query (20 runs x 20,000 points: ~1 s).
+    """
+    result = session.connection().execute(  # Core, so the DBAPI cursor is at hand
+        select(MetricPoint.name, MetricPoint.step, MetricPoint.seconds, MetricPoint.value)
+        .where(MetricPoint.run_id == run_id).order_by(MetricPoint.name, MetricPoint.step)
+    )
+    rows = result.cursor.fetchall()
+    result.close()
+    if not rows:
         return pd.DataFrame(columns=POINT_COLUMNS)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["wall"] = start + frame["seconds"]
-    return frame[POINT_COLUMNS]
+    names, steps, seconds, values = zip(*rows)  # columns at C speed; a frame from row tuples is slower
+    seconds = np.array(seconds, dtype=float)
+    return pd.DataFrame({
+        "run_id": np.full(len(rows), run_id), "metric": pd.Categorical(names),
+        "step": np.array(steps, dtype=np.int64), "seconds": seconds,
+        "value": np.array(values, dtype=float),  # NULL (a non-finite value) becomes NaN
+        "wall": (started_at.timestamp() if started_at else 0.0) + seconds,
+    })[POINT_COLUMNS]
 
 
 def concat_points(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -103,3 +103,17 @@ def test_series_figures():
 def test_the_series_loss_is_labelled_mse():
     assert charts.metric_label("loss", {"series"}) == "loss (MSE)"
     assert charts.metric_label("loss", {"series", "mnist"}) == "loss"
+
+
+def test_ema_equals_the_step_by_step_definition_on_long_noisy_curves():
+    rng = np.random.RandomState(0)
+    values = rng.randn(2000)
+    values[[5, 50, 51, 700]] = np.nan
+    values[7] = np.inf
+    for weight in (0.3, 0.6, 0.99):
+        expected, last, count = np.full_like(values, np.nan), 0.0, 0
+        for index, value in enumerate(values):  # the definition, one value at a time
+            if np.isfinite(value):
+                last, count = weight * last + (1 - weight) * value, count + 1
+                expected[index] = last / (1 - weight ** count)
+        assert np.allclose(charts.ema(values, weight), expected, equal_nan=True, rtol=1e-12, atol=1e-12)
