@@ -8,6 +8,8 @@ A *core* is anything with the cell protocol of `rnncore.cells.Cell`:
 * `initial_state(batch_size, dtype)`: the state before the first step.
 
 For the same weights, both functions give the same outputs, final state and gradients.
+A core that offers `unroll_sequence(inputs, initial_state, sequence_length=None)` (the SRU)
+computes the whole sequence itself, in both modes (see `rnncore.cells`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def static_unroll(core, inputs, initial_state=None, sequence_length=None):
     refuse_static_sequence_length(sequence_length)
     inputs, state = _prepare(core, inputs, initial_state)
     steps = static_time_steps(inputs)
+    if hasattr(core, "unroll_sequence"):
+        return core.unroll_sequence(inputs, state)
     projections = tf.unstack(core.project_inputs(inputs), num=steps, axis=1)
     outputs = []
     for projection_t in projections:
@@ -93,6 +97,8 @@ def dynamic_unroll(
     the backward pass to host memory.
     """
     inputs, initial_state = _prepare(core, inputs, initial_state)
+    if hasattr(core, "unroll_sequence"):
+        return core.unroll_sequence(inputs, initial_state, sequence_length)
     time_major = tf.transpose(inputs, [1, 0, 2])
     steps = tf.shape(time_major)[0]
     projections = core.project_inputs(time_major)

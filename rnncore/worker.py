@@ -44,6 +44,7 @@ POLL_SECONDS = 1.0
 SHUTDOWN = "worker shutdown"
 CANCELLED = "cancelled"
 RUN_LOST = "run taken away"  # reaped or deleted while we trained it
+SETTLE_ATTEMPTS = 5
 
 
 class RunRecorder:
@@ -188,7 +189,12 @@ class Worker:
         executed = 0
         try:
             while not self.shutdown.is_set() and (max_runs is None or executed < max_runs):
-                run = self._reap_and_claim()
+                try:
+                    run = self._reap_and_claim()
+                except SQLAlchemyError as error:  # the database is away for a moment: wait, then try again
+                    log.warning("worker %s: cannot reach the queue, retrying: %s", self.id, error)
+                    self.shutdown.wait(self.poll_seconds)
+                    continue
                 if run is None:
                     if once:
                         break
@@ -259,18 +265,24 @@ class Worker:
         if outcome == "lost" or recorder.lost.is_set():
             log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
             return
-        try:
-            with self.factory.begin() as session:
-                if outcome == "succeeded":
-                    queue.finish(session, run_id, self.id, summary)
-                elif outcome == "failed":
-                    queue.fail(session, run_id, self.id, error, summary)
-                elif outcome == "cancelled":
-                    queue.mark_cancelled(session, run_id, self.id, summary)
-                else:
-                    queue.release(session, run_id, self.id)
-        except queue.TransitionError as refused:
-            log.warning("run %s: %s", run_id, refused)
+        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+            try:
+                with self.factory.begin() as session:
+                    if outcome == "succeeded":
+                        queue.finish(session, run_id, self.id, summary)
+                    elif outcome == "failed":
+                        queue.fail(session, run_id, self.id, error, summary)
+                    elif outcome == "cancelled":
+                        queue.mark_cancelled(session, run_id, self.id, summary)
+                    else:
+                        queue.release(session, run_id, self.id)
+                break
+            except queue.TransitionError as refused:
+                log.warning("run %s: %s", run_id, refused)
+                break
+            except SQLAlchemyError as failure:  # if this never succeeds, the reaper fails the run later
+                log.warning("run %s: recording the outcome failed (attempt %d): %s", run_id, attempt, failure)
+                time.sleep(attempt)
         log.info("run %s: %s%s", run_id, outcome, f" ({error})" if error else "")
 
 

@@ -175,3 +175,51 @@ def test_reverse_in_time_reverses_within_each_length():
         row = x.numpy()[b, :, 0]
         np.testing.assert_array_equal(reversed_x[b], np.concatenate([row[:length][::-1], row[length:]]))
     np.testing.assert_array_equal(reverse_in_time(x).numpy(), x.numpy()[:, ::-1])
+
+
+class StepByStep:
+    """A core's plain per-step form (project_inputs + step), hiding any whole-sequence fast path."""
+
+    def __init__(self, core):
+        self.core = core
+
+    def initial_state(self, batch_size, dtype=tf.float32):
+        return self.core.initial_state(batch_size, dtype)
+
+    def project_inputs(self, inputs):
+        return self.core.project_inputs(inputs)
+
+    def step(self, projection_t, state):
+        return self.core.step(projection_t, state)
+
+
+@pytest.mark.parametrize("highway, input_size", [(True, F), (True, H), (False, F)])
+@pytest.mark.parametrize("unroll_fn, kwargs", [
+    (static_unroll, {}),
+    (tf.function(dynamic_unroll), {}),
+    (dynamic_unroll, dict(sequence_length=tf.constant(LENGTHS))),
+])
+def test_sru_fast_path_equals_autodiff_of_its_steps(highway, input_size, unroll_fn, kwargs):
+    """The SRU's compiled whole-sequence path and hand-written gradient against TensorFlow's autodiff of its steps."""
+    cell = cells.SRUCell(H, highway=highway, seed=9)
+    cell.build((None, None, input_size))
+    cell.bias.assign(np.random.default_rng(9).normal(size=cell.bias.shape, scale=0.5).astype("float32"))
+    x = random_inputs(9, features=input_size)
+    initial = cells.SRUState(tf.constant(np.random.default_rng(10).normal(size=(B, H)), tf.float32),
+                             tf.constant(np.random.default_rng(11).normal(size=(B, H)), tf.float32))
+
+    def run(core):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *initial])
+            outputs, state = unroll_fn(core, x, initial, **kwargs)
+            loss = tf.reduce_sum(outputs * tf.sin(tf.range(H, dtype=tf.float32))) + tf.reduce_sum(state.cell**2)
+            loss += tf.reduce_sum(tf.cos(state.hidden))
+        return outputs, state, tape.gradient(loss, [x, *initial, *cell.trainable_variables])
+
+    fast, reference = run(cell), run(StepByStep(cell))
+    zero_if_none = lambda g, like: tf.zeros_like(like) if g is None else g  # noqa: E731 (initial.hidden may be unused)
+    for a, b, like in zip(fast[2], reference[2], [x, *initial, *cell.trainable_variables]):
+        np.testing.assert_allclose(zero_if_none(a, like), zero_if_none(b, like), **TOL)
+    assert_all_close = lambda a, b: [np.testing.assert_allclose(u, v, **TOL) for u, v in zip(a, b)]  # noqa: E731
+    assert_all_close([fast[0], *fast[1]], [reference[0], *reference[1]])
+    assert all(np.abs(g.numpy()).max() > 0 for g in [fast[2][0], fast[2][2], *fast[2][3:]])

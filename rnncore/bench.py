@@ -1,0 +1,472 @@
+"""Benchmark: which RNN is faster, measured so that the measurement does not distort it (issue #7).
+
+    python -m rnncore.bench [--quick] [--filter cell=lstm,mode=static] [--json PATH]
+    python -m rnncore.bench --recording [--json PATH]
+
+The grid times one training step (forward, backward, Adam update), in a plain
+`tf.function` as rnncore.train compiles it, for cells rnn, lstm, gru, sru x modes static,
+dynamic x implementations Unroll and Keras (Keras's own layers; none for sru), at batch
+128 and 28 features, for (T, H) in (28, 32), (28, 128), (28, 512), (200, 128).
+
+How it measures, so that the figures can be compared:
+* configurations of the same (T, H) are built (traced) one after the other, then timed
+  in interleaved rounds (each round visits every configuration once, in a shuffled
+  order, after one warm-up step), so slow drifts of this shared machine hit all alike;
+* a row's time is the median over rounds of ms per step; the spread is the
+  interquartile range of the rounds; ratios are ratios of those medians;
+* trace seconds: from creating the `tf.function` to the end of its first step;
+* peak MiB: the resident high-water mark during the first two steps minus the resident
+  size just before them (freed heap is returned to the system first, so the figure is the
+  step's own working set: graph, activations kept for the backward pass, gradients);
+* GFLOP/s: the step's matrix-product FLOPs counted analytically (the forward products,
+  times 3 for forward + backward), per second; `matmul %` compares it with the
+  machine's float32 matmul rate measured at the start of the same run.
+
+`--recording` instead measures what streaming a run's metrics to SQLite costs: the same
+training loop (rnncore.train.train, E1's LSTM) with and without the worker's RunRecorder,
+in alternating repeats, and prints the ratio of training seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from rnncore.cells import cell_parameter_count  # noqa: E402
+from rnncore.network import RNNSpec, build_rnn  # noqa: E402
+
+BATCH, FEATURES, CLASSES = 128, 28, 10
+FULL_SHAPES = ((28, 32), (28, 128), (28, 512), (200, 128))  # (T, H)
+QUICK_SHAPES = ((28, 32),)
+FULL_CELLS, QUICK_CELLS = ("rnn", "lstm", "gru", "sru"), ("lstm", "gru", "sru")
+MODES = ("static", "dynamic")
+IMPLEMENTATIONS = ("unroll", "keras")
+SAMPLE_SECONDS = 0.25  # each timing sample runs enough steps to last about this long
+
+
+# --- what is measured ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    implementation: str
+    cell: str
+    mode: str
+    steps: int
+    hidden: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.implementation}/{self.cell}/{self.mode}/T{self.steps}/H{self.hidden}"
+
+    def fields(self) -> dict:
+        return {"implementation": self.implementation, "cell": self.cell, "mode": self.mode,
+                "steps": str(self.steps), "t": str(self.steps), "hidden": str(self.hidden), "h": str(self.hidden)}
+
+    def reference(self, cell: str = "lstm") -> "Config":
+        """Keras's layer of `cell` at the same mode, T and H: what ratios are taken against."""
+        return Config("keras", cell, self.mode, self.steps, self.hidden)
+
+
+def matches(config: Config, pattern: str) -> bool:
+    """`key=value[,key=value...]` (keys: implementation, cell, mode, steps/t, hidden/h) or a substring of the name."""
+    if "=" not in pattern:
+        return pattern in config.name
+    fields = config.fields()
+    for term in pattern.split(","):
+        key, _, value = term.partition("=")
+        if key.strip() not in fields:
+            raise ValueError(f"--filter: unknown key {key!r}; use one of {sorted(fields)}")
+        if fields[key.strip()] != value.strip():
+            return False
+    return True
+
+
+def grid(quick: bool, pattern: Optional[str]) -> list[Config]:
+    """The configurations to time; the Keras LSTM each ratio needs is added even if filtered out."""
+    cells, shapes = (QUICK_CELLS, QUICK_SHAPES) if quick else (FULL_CELLS, FULL_SHAPES)
+    configs = [Config(impl, cell, mode, steps, hidden) for steps, hidden in shapes for cell in cells
+               for mode in MODES for impl in IMPLEMENTATIONS if not (impl == "keras" and cell == "sru")]
+    if pattern:
+        chosen = [c for c in configs if matches(c, pattern)]
+        references = {c.reference() for c in chosen}
+        configs = [c for c in configs if c in chosen or c in references]
+    return configs
+
+
+def step_flops(cell: str, steps: int, hidden: int, batch: int = BATCH, features: int = FEATURES) -> float:
+    """Matrix-product FLOPs of one train step: the forward products (cell and readout) times 3.
+
+    Forward, every product of an [m, k] by a [k, n] matrix is 2 m k n FLOPs; backward
+    computes two products of the same size per forward product (input and weight gradients).
+    The cell's weight count (minus biases) is exactly its matrix entries, each used once per
+    example and time step.
+    """
+    biases = {"rnn": hidden, "lstm": 4 * hidden, "gru": 6 * hidden, "sru": 2 * hidden}[cell]
+    matrix_entries = cell_parameter_count(cell, features, hidden) - biases
+    forward = 2 * batch * steps * matrix_entries + 2 * batch * hidden * CLASSES
+    return 3.0 * forward
+
+
+# --- the machine ----------------------------------------------------------------------------------
+
+
+def matmul_gflops(size: int = 2048, products: int = 8, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate: best of `repeats` of `products` distinct [size, size] products."""
+    a = tf.random.stateless_normal([size, size], seed=[0, 0])
+    bs = [tf.random.stateless_normal([size, size], seed=[0, i + 1]) for i in range(products)]
+
+    @tf.function
+    def run(a, bs):  # distinct operands, so no product can be shared or skipped
+        return tf.add_n([tf.reduce_sum(tf.matmul(a, b)[:1, :1]) for b in bs])
+
+    run(a, bs).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(a, bs).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 * products / best / 1e9
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _release_free_heap() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def measure_peak_mb(run: Callable[[], None]) -> float:
+    """MiB the resident high-water mark rises above the current resident size while `run` runs (Linux)."""
+    _release_free_heap()
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # resets VmHWM to the current VmRSS
+    except OSError:
+        return float("nan")
+    before = _status_mb("VmRSS")
+    run()
+    return _status_mb("VmHWM") - before
+
+
+# --- one configuration ----------------------------------------------------------------------------
+
+
+def make_train_step(spec: RNNSpec, steps: int, batch: int = BATCH, features: int = FEATURES):
+    """A zero-argument callable running one train step (forward, backward, Adam) on fixed data."""
+    layer = build_rnn(spec, features)
+    readout = tf.Variable(tf.random.stateless_normal([spec.output_size, CLASSES], seed=[spec.seed, 1]) * 0.1)
+    variables = layer.trainable_variables + [readout]
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+    inputs = tf.random.stateless_normal([batch, steps, features], seed=[spec.seed, 2])
+    labels = tf.random.stateless_uniform([batch], seed=[spec.seed, 3], maxval=CLASSES, dtype=tf.int32)
+
+    @tf.function
+    def train_step(inputs, labels):
+        with tf.GradientTape() as tape:
+            outputs, _ = layer(inputs, training=True)
+            logits = tf.matmul(outputs[:, -1], readout)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def run() -> None:
+        train_step(inputs, labels).numpy()
+
+    return run
+
+
+@dataclass
+class Timed:
+    config: Config
+    run: Callable[[], None]
+    trace_seconds: float
+    peak_mb: float
+    per_sample: int = 1
+    samples_ms: list[float] = field(default_factory=list)
+
+
+def prepare(config: Config) -> Timed:
+    spec = RNNSpec(cell=config.cell, units=config.hidden, mode=config.mode, implementation=config.implementation)
+    holder = {}
+
+    def trace_and_run_twice():
+        start = time.perf_counter()
+        holder["run"] = make_train_step(spec, config.steps)
+        holder["run"]()
+        holder["trace"] = time.perf_counter() - start
+        holder["run"]()
+
+    peak = measure_peak_mb(trace_and_run_twice)
+    start = time.perf_counter()
+    holder["run"]()
+    estimate = time.perf_counter() - start
+    return Timed(config, holder["run"], holder["trace"], peak, per_sample=max(1, round(SAMPLE_SECONDS / estimate)))
+
+
+def time_interleaved(timed: list[Timed], rounds: int, seed: int = 0) -> None:
+    """Each round: every configuration in a shuffled order, one warm-up step, then one timed sample."""
+    order = list(timed)
+    shuffle = random.Random(seed).shuffle
+    for _ in range(rounds):
+        shuffle(order)
+        for item in order:
+            item.run()
+            start = time.perf_counter()
+            for _ in range(item.per_sample):
+                item.run()
+            item.samples_ms.append((time.perf_counter() - start) * 1e3 / item.per_sample)
+
+
+def row(item: Timed, machine_gflops: float) -> dict:
+    c = item.config
+    median = float(np.median(item.samples_ms))
+    q25, q75 = (float(v) for v in np.percentile(item.samples_ms, [25, 75]))
+    flops = step_flops(c.cell, c.steps, c.hidden)
+    gflops = flops / (median / 1e3) / 1e9
+    return {
+        "name": c.name, **asdict(c), "batch": BATCH, "features": FEATURES,
+        "median_ms": median, "q25_ms": q25, "q75_ms": q75, "spread_ms": q75 - q25,
+        "min_ms": float(min(item.samples_ms)), "rounds": len(item.samples_ms), "steps_per_sample": item.per_sample,
+        "trace_seconds": item.trace_seconds, "peak_mb": item.peak_mb,
+        "gflop_per_step": flops / 1e9, "gflops": gflops, "matmul_fraction": gflops / machine_gflops,
+    }
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """ratio_keras_lstm: time over Keras LSTM's (same mode, T, H); ratio_keras_cell: over Keras's same cell."""
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        config = Config(r["implementation"], r["cell"], r["mode"], r["steps"], r["hidden"])
+        for key, cell in (("ratio_keras_lstm", "lstm"), ("ratio_keras_cell", r["cell"])):
+            reference = by_name.get(config.reference(cell).name)
+            r[key] = r["median_ms"] / reference["median_ms"] if reference else None
+
+
+# --- the issue's targets --------------------------------------------------------------------------
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Each target of issue #7 that the rows can judge: met or missed, with the measured figure."""
+    found = {(r["implementation"], r["cell"], r["mode"], r["steps"], r["hidden"]): r for r in rows}
+    checks = []
+
+    def check(what, key, figure, limit, at_most=True):
+        r = found.get(key)
+        if r is None or r.get(figure) is None:
+            return
+        value = r[figure]
+        checks.append({"target": what, "name": r["name"], "figure": figure, "value": value, "limit": limit,
+                       "met": value <= limit if at_most else value >= limit})
+
+    for cell in ("lstm", "gru"):
+        for mode in MODES:
+            for hidden, limit in ((32, 1.0), (128, 1.0), (512, 0.8)):
+                check(f"{cell} {mode} H={hidden}: time / Keras {cell} <= {limit}",
+                      ("unroll", cell, mode, 28, hidden), "ratio_keras_cell", limit)
+    for mode in MODES:
+        for steps, hidden, limit in ((28, 128, 1 / 3), (28, 512, 1 / 6), (200, 128, 1 / 5)):
+            check(f"sru {mode} T={steps} H={hidden}: time / Keras lstm <= {limit:.3f}",
+                  ("unroll", "sru", mode, steps, hidden), "ratio_keras_lstm", limit)
+        check(f"lstm {mode} H=512: >= 70% of the machine's matmul rate",
+              ("unroll", "lstm", mode, 28, 512), "matmul_fraction", 0.7, at_most=False)
+    return checks
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+COLUMNS = [("name", "{:<30}"), ("median_ms", "{:>9.2f}"), ("spread_ms", "{:>7.2f}"), ("trace_seconds", "{:>7.2f}"),
+           ("peak_mb", "{:>8.1f}"), ("gflops", "{:>7.1f}"), ("matmul_fraction", "{:>7.1%}"),
+           ("ratio_keras_lstm", "{:>8.2f}"), ("ratio_keras_cell", "{:>8.2f}")]
+HEADERS = ["configuration", "ms/step", "IQR ms", "trace s", "peak MiB", "GFLOP/s", "matmul", "/k-lstm", "/k-cell"]
+
+
+def format_table(rows: list[dict]) -> str:
+    widths = [len(fmt.format(0 if key != "name" else "")) for key, fmt in COLUMNS]
+    lines = [" ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))]
+    for r in rows:
+        cells = [fmt.format(r[key]) if r.get(key) is not None else "-".rjust(w)
+                 for (key, fmt), w in zip(COLUMNS, widths)]
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def format_targets(checks: list[dict]) -> str:
+    return "\n".join(f"{'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.3f} ({c['name']})"
+                     for c in checks)
+
+
+def machine_info() -> dict:
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU"))}
+
+
+def run_grid(quick: bool = False, pattern: Optional[str] = None, rounds: Optional[int] = None,
+             log: Callable[[str], None] = print) -> dict:
+    """Measure the grid; returns the JSON document (machine, settings, rows, targets)."""
+    configs = grid(quick, pattern)
+    if not configs:
+        raise ValueError(f"--filter {pattern!r} matches no configuration")
+    rounds = rounds or (3 if quick else 9)
+    matmul_size = 1024 if quick else 2048
+    machine = {**machine_info(), "matmul_size": matmul_size, "matmul_gflops": matmul_gflops(matmul_size)}
+    log(f"float32 matmul {matmul_size}x{matmul_size}: {machine['matmul_gflops']:.1f} GFLOP/s")
+    rows = []
+    for shape in dict.fromkeys((c.steps, c.hidden) for c in configs):
+        group = [c for c in configs if (c.steps, c.hidden) == shape]
+        log(f"T={shape[0]} H={shape[1]}: tracing {len(group)} configurations")
+        timed = [prepare(c) for c in group]
+        time_interleaved(timed, rounds)
+        rows += [row(item, machine["matmul_gflops"]) for item in timed]
+    add_ratios(rows)
+    settings = {"batch": BATCH, "features": FEATURES, "rounds": rounds, "quick": quick, "filter": pattern,
+                "sample_seconds": SAMPLE_SECONDS}
+    return {"machine": machine, "settings": settings, "rows": rows, "targets": targets(rows)}
+
+
+# --- recording overhead ---------------------------------------------------------------------------
+
+
+def run_recording(steps: int = 600, repeats: int = 5, log: Callable[[str], None] = print) -> dict:
+    """Training seconds of E1's LSTM with and without the worker's RunRecorder (SQLite), alternating."""
+    from db import queue
+    from db.engine import make_engine, session_factory
+    from db.run_config import validate_config
+    from rnncore import data, train
+    from rnncore.worker import RunRecorder
+
+    config = validate_config({"name": "bench recording", "task": "mnist", "cell": "lstm", "hidden_units": 32,
+                              "mode": "static", "batch_size": 128, "max_steps": steps, "seed": 0})
+    os.environ.setdefault("UNROLL_MNIST_DOWNLOAD", "off")  # a benchmark does not wait on the network
+    dataset = data.load_mnist()
+    folder = tempfile.TemporaryDirectory(prefix="unroll-bench-")
+    factory = session_factory(make_engine(f"sqlite:///{folder.name}/bench.db"))
+    worker_id = "bench-worker"
+    with factory.begin() as session:
+        queue.register_worker(session, worker_id, platform.node(), os.getpid())
+
+    def plain() -> tuple[float, list[float]]:
+        seconds = []
+        summary = train.train(config, lambda step, s, values: seconds.append(s), dataset=dataset)
+        return summary["train_seconds"], seconds
+
+    def recorded() -> tuple[float, list[float]]:
+        with factory.begin() as session:
+            run_id = queue.enqueue(session, config)
+            queue.claim(session, run_id, worker_id)
+        recorder = RunRecorder(factory, run_id, worker_id).start()
+        seconds = []
+
+        def record(step, s, values):
+            recorder.record(step, s, values)
+            seconds.append(s)
+
+        def should_stop():
+            return "lost" if recorder.lost.is_set() else ("cancelled" if recorder.cancel.is_set() else None)
+
+        try:
+            summary = train.train(config, record, should_stop, dataset=dataset)
+        finally:
+            recorder.close()
+        with factory() as session:
+            stored = len(queue.load_curves(session, run_id)["loss"].steps)
+        if stored != steps:
+            raise RuntimeError(f"the recorder stored {stored} of {steps} loss points")
+        return summary["train_seconds"], seconds
+
+    results = {"plain": [], "recorded": []}
+    gaps = {"plain": [], "recorded": []}
+    for repeat in range(repeats):
+        order = [("plain", plain), ("recorded", recorded)]
+        for kind, fn in order if repeat % 2 == 0 else order[::-1]:
+            total, seconds = fn()
+            results[kind].append(total)
+            gaps[kind] += list(np.diff(seconds) * 1e3)
+            log(f"repeat {repeat + 1}/{repeats} {kind:>8}: {total:.3f} s for {steps - 1} timed steps")
+    folder.cleanup()
+    medians = {kind: float(np.median(values)) for kind, values in results.items()}
+    return {
+        "config": config.model_dump(), "data_source": dataset.source, "repeats": repeats, "steps": steps, "train_seconds": results,
+        "median_seconds": medians, "ratio": medians["recorded"] / medians["plain"],
+        "step_ms_p50": {k: float(np.percentile(v, 50)) for k, v in gaps.items()},
+        "step_ms_p99": {k: float(np.percentile(v, 99)) for k, v in gaps.items()},
+        "step_ms_max": {k: float(np.max(v)) for k, v in gaps.items()},
+        "limit": 1.05,
+    }
+
+
+def format_recording(result: dict) -> str:
+    m = result["median_seconds"]
+    lines = [f"training seconds (median of {result['repeats']}): plain {m['plain']:.3f}, "
+             f"recorded {m['recorded']:.3f}; ratio {result['ratio']:.3f} (limit {result['limit']})"]
+    for kind in ("plain", "recorded"):
+        lines.append(f"  {kind:>8} step interval ms: p50 {result['step_ms_p50'][kind]:.2f}, "
+                     f"p99 {result['step_ms_p99'][kind]:.2f}, max {result['step_ms_max'][kind]:.2f}")
+    return "\n".join(lines)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnncore.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small grid for CI (H=32, T=28; no speed checks)")
+    parser.add_argument("--filter", metavar="PATTERN",
+                        help="key=value[,key=value] (implementation, cell, mode, steps, hidden) or a name substring")
+    parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 9, --quick 3)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--recording", action="store_true",
+                        help="measure the recording overhead (RunRecorder to SQLite) instead of the grid")
+    parser.add_argument("--recording-steps", type=int, default=600)
+    parser.add_argument("--recording-repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if args.recording:
+        result = {"machine": machine_info(),
+                  "recording": run_recording(args.recording_steps, args.recording_repeats, log)}
+        print(format_recording(result["recording"]))
+    else:
+        try:
+            result = run_grid(args.quick, args.filter, args.rounds, log)
+        except ValueError as error:
+            parser.error(str(error))
+        print(f"train step (forward, backward, Adam), B={BATCH} F={FEATURES}; medians of "
+              f"{result['settings']['rounds']} interleaved rounds; machine float32 matmul "
+              f"{result['machine']['matmul_gflops']:.1f} GFLOP/s")
+        print(format_table(result["rows"]))
+        if result["targets"]:
+            print("\ntargets (issue #7):")
+            print(format_targets(result["targets"]))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

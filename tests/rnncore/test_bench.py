@@ -1,0 +1,81 @@
+"""The benchmark (python -m rnncore.bench): its grid, FLOP count and output structure; no speed assertions."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnncore import bench
+
+ROW_FIGURES = ("median_ms", "q25_ms", "q75_ms", "spread_ms", "min_ms", "trace_seconds", "peak_mb",
+               "gflop_per_step", "gflops", "matmul_fraction", "ratio_keras_lstm")
+
+
+def test_full_grid_covers_the_issue():
+    configs = bench.grid(quick=False, pattern=None)
+    assert len(configs) == len(set(configs)) == 4 * 2 * 7  # (T, H) shapes x modes x (4 unroll + 3 keras cells)
+    assert {(c.steps, c.hidden) for c in configs} == {(28, 32), (28, 128), (28, 512), (200, 128)}
+    assert not any(c.implementation == "keras" and c.cell == "sru" for c in configs)
+
+
+def test_filter_by_fields_or_substring_keeps_the_reference():
+    chosen = bench.grid(quick=False, pattern="cell=sru,mode=static,hidden=512")
+    assert {c.name for c in chosen} == {"unroll/sru/static/T28/H512", "keras/lstm/static/T28/H512"}
+    assert {c.name for c in bench.grid(quick=False, pattern="gru/dynamic/T200")} == {
+        "unroll/gru/dynamic/T200/H128", "keras/gru/dynamic/T200/H128", "keras/lstm/dynamic/T200/H128"}
+    with pytest.raises(ValueError, match="unknown key"):
+        bench.grid(quick=False, pattern="colour=red")
+
+
+def test_flops_by_hand():
+    # LSTM: forward 2*B*T*(F+H)*4H for the cell plus 2*B*H*10 for the readout, times 3.
+    assert bench.step_flops("lstm", 28, 32) == 3 * (2 * 128 * 28 * (28 + 32) * 4 * 32 + 2 * 128 * 32 * 10)
+    # SRU with the highway projection (F != H): four F x H blocks, no recurrent product.
+    assert bench.step_flops("sru", 28, 32) == 3 * (2 * 128 * 28 * 28 * 4 * 32 + 2 * 128 * 32 * 10)
+
+
+def check_document(document, quick=True):
+    assert document["machine"]["matmul_gflops"] > 0
+    assert document["settings"]["quick"] is quick
+    rows = document["rows"]
+    assert {r["name"] for r in rows} == {c.name for c in bench.grid(quick=quick, pattern=None)}
+    for r in rows:
+        for key in ROW_FIGURES:
+            assert isinstance(r[key], float) and math.isfinite(r[key]), (r["name"], key)
+        assert r["median_ms"] > 0 and r["gflops"] > 0 and r["trace_seconds"] > 0 and r["rounds"] >= 3
+        assert (r["ratio_keras_cell"] is None) == (r["cell"] == "sru")
+    for r in rows:
+        if r["implementation"] == "keras" and r["cell"] == "lstm":
+            assert r["ratio_keras_lstm"] == 1.0
+    assert all({"target", "value", "limit", "met"} <= set(t) for t in document["targets"])
+
+
+@pytest.mark.slow
+def test_quick_grid_from_the_command_line(tmp_path):
+    path = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "rnncore.bench", "--quick", "--json", str(path)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    document = json.loads(path.read_text())
+    check_document(document)
+    table = result.stdout
+    for r in document["rows"]:
+        assert r["name"] in table
+    assert "GFLOP/s" in table and "targets (issue #7)" in table
+
+
+@pytest.mark.slow
+def test_recording_overhead_runs_both_loops(tmp_path):
+    path = tmp_path / "recording.json"
+    result = subprocess.run([sys.executable, "-m", "rnncore.bench", "--recording", "--recording-steps", "20",
+                             "--recording-repeats", "2", "--json", str(path)],
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    recording = json.loads(path.read_text())["recording"]
+    assert len(recording["train_seconds"]["plain"]) == len(recording["train_seconds"]["recorded"]) == 2
+    assert recording["ratio"] > 0 and "ratio" in result.stdout
