@@ -12,10 +12,15 @@ import plotly.graph_objects as go
 
 def points_csv(points: pd.DataFrame, runs: Sequence[Any]) -> str:
     """All stored points of the runs (not downsampled), with run names and wall-clock times."""
-    names = {run.id: run.name for run in runs}
+    names = {run.id: _inert_in_spreadsheets(run.name) for run in runs}
     out = points.assign(run=points["run_id"].map(names),
                         wall_clock=pd.to_datetime(points["wall"].astype(float), unit="s", utc=True))
     return out[["run_id", "run", "metric", "step", "seconds", "wall_clock", "value"]].to_csv(index=False)
+
+
+def _inert_in_spreadsheets(text: str) -> str:
+    """A name starting with = + - @ would run as a formula in a spreadsheet: quote it."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _table(frame: pd.DataFrame, index: bool = False) -> str:

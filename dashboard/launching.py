@@ -76,6 +76,18 @@ def check_step_limit(configs: Sequence[RunConfig], max_steps: int | None) -> Non
                                              f"max_steps to {max_steps} or less (run {config.name!r})")])
 
 
+def requeue(session: Session, run_id: int, settings: Settings) -> None:
+    """Run a finished run again, within this dashboard's limits (the caller checked the password).
+
+    Raises TransitionError, QueueFullError, or ConfigError when the stored run exceeds the
+    host's step limit (it may have come from the command line).
+    """
+    stored = queue.get_run(session, run_id)
+    if stored is not None:
+        check_step_limit([validate_config(stored.config)], settings.max_steps)
+    queue.requeue(session, run_id, max_queued=settings.max_queued)
+
+
 def launch(session: Session, configs: Sequence[RunConfig | Mapping[str, Any]], group: str | None,
            settings: Settings, password: str | None) -> list[int]:
     """Queue the runs as one group, all or nothing, if this dashboard allows it and within its limits.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -44,3 +46,28 @@ def ensure_worker(factory: sessionmaker[Session], url: str, enabled: bool = True
     if not enabled or has_live_worker(factory):
         return None
     return start_worker(url)
+
+
+class LocalWorker:
+    """The worker this dashboard process started, looked after on every page run.
+
+    The decision is taken again whenever our own worker is not running (at most every
+    `recheck_seconds`): a worker that was alive elsewhere at the first page load may stop
+    later, and then the dashboard starts its own.
+    """
+
+    def __init__(self, recheck_seconds: float = 10.0):
+        self.process: Optional[subprocess.Popen] = None
+        self.recheck_seconds = recheck_seconds
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def ensure(self, factory: sessionmaker[Session], url: str) -> Optional[subprocess.Popen]:
+        with self._lock:
+            if self.process is not None and self.process.poll() is None:
+                return self.process
+            if time.monotonic() - self._checked_at < self.recheck_seconds:
+                return None
+            self._checked_at = time.monotonic()
+            self.process = ensure_worker(factory, url)
+            return self.process

@@ -46,6 +46,11 @@ class Settings:
             raise NotAllowed("the launch password is missing or wrong: nothing was changed")
 
     @property
+    def starts_worker(self) -> bool:
+        """A read-only host shows runs; it does not train them on its own machine."""
+        return self.worker_autostart and not self.readonly
+
+    @property
     def needs_password(self) -> bool:
         return bool(self.launch_password) and not self.readonly
 
@@ -88,7 +93,7 @@ def resolve(environ: Mapping[str, str], secrets: Mapping[str, Any]) -> Settings:
     """Settings from the environment first, then the secrets; defaults for what neither sets."""
     values = {}
     for name, (field, parse) in SETTINGS.items():
-        raw = environ.get(name)
+        raw = environ.get(name) or None  # an empty variable (common in compose files) is unset
         if raw is None and name in secrets:
             raw = secrets[name]
         if raw is not None:

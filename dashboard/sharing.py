@@ -20,7 +20,7 @@ def _runs(text: str) -> list[int]:
     ids = []
     for part in text.split(","):
         part = part.strip()
-        if part.isdigit() and int(part) not in ids:
+        if part.isascii() and part.isdigit() and int(part) not in ids:
             ids.append(int(part))
     return ids
 

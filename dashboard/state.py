@@ -49,16 +49,17 @@ def sessions() -> sessionmaker[Session]:
 
 
 @st.cache_resource(show_spinner=False)
-def _local_worker(url: str, enabled: bool):
-    """Started once per server process and database, only when no live worker serves it."""
-    return local_worker.ensure_worker(_sessions_for(url), url, enabled)
+def _local_worker(url: str) -> local_worker.LocalWorker:
+    """One per server process and database: the worker this dashboard started, if any."""
+    return local_worker.LocalWorker()
 
 
 def ensure_local_worker() -> None:
+    """Keep a local worker running while none is alive, unless switched off or read-only
+    (a read-only host shows runs; it does not train them)."""
     current = settings()
-    process = _local_worker(current.db_url, current.worker_autostart)
-    if process is not None and process.poll() is not None:  # it died: let the next rerun start another
-        _local_worker.clear()
+    if current.starts_worker:
+        _local_worker(current.db_url).ensure(_sessions_for(current.db_url), current.db_url)
 
 
 # --- cached reads (plain arguments only; never a widget inside) -------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import FINISHED_STATUSES, MetricPoint, Run, RunStatus, Worker, utcnow
@@ -215,9 +215,16 @@ def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optio
 
 
 def release(session: Session, run_id: int, worker_id: str) -> None:
-    """running -> queued: a worker shutting down hands its run back for another worker."""
+    """running -> queued: a worker shutting down hands its run back for another worker.
+
+    A run whose cancel was requested meanwhile becomes cancelled instead: the request is
+    not lost when the next claim clears the flag.
+    """
+    handed_back = case((Run.cancel_requested, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value)
     _transition(session, run_id, "release", _owned_by(worker_id),
-                {"status": RunStatus.QUEUED, "worker_id": None, "heartbeat_at": None, "started_at": None})
+                {"status": handed_back, "worker_id": None, "heartbeat_at": None,
+                 "started_at": case((Run.cancel_requested, Run.started_at), else_=None),
+                 "finished_at": case((Run.cancel_requested, utcnow()), else_=None)})
 
 
 # --- the user's side -------------------------------------------------------------------
@@ -238,8 +245,13 @@ def request_cancel(session: Session, run_id: int) -> RunStatus:
     return RunStatus.RUNNING
 
 
-def requeue(session: Session, run_id: int) -> None:
-    """A finished run (succeeded, failed or cancelled) goes back to the queue to run again."""
+def requeue(session: Session, run_id: int, max_queued: Optional[int] = None) -> None:
+    """A finished run (succeeded, failed or cancelled) goes back to the queue to run again.
+
+    QueueFullError when `max_queued` runs are already waiting.
+    """
+    if max_queued is not None and count_queued(session) >= max_queued:
+        raise QueueFullError(f"the queue already holds {max_queued} runs, its limit: run {run_id} was not re-queued")
     _transition(session, run_id, "re-queue", [Run.status.in_(FINISHED_STATUSES)],
                 {"status": RunStatus.QUEUED, "worker_id": None, "finished_at": None, "started_at": None,
                  "heartbeat_at": None, "cancel_requested": False, "error": None})

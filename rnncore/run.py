@@ -124,14 +124,14 @@ def run_stored(configs: list[RunConfig], url: str, group: Optional[str], as_json
     from rnncore.worker import Worker
 
     worker = Worker(url)
-    with worker.factory.begin() as session:
-        run_ids = queue.enqueue_many(session, configs, group=group)
     worker.install_signal_handlers()
     worker.register()
     outcomes = []
     try:
-        for run_id, config in zip(run_ids, configs):
+        for config in configs:
+            # Queued and claimed in one transaction: no other worker can take it in between.
             with worker.factory.begin() as session:
+                run_id = queue.enqueue(session, config, group=group)
                 run = queue.claim(session, run_id, worker.id)
             progress = ProgressLine(config)
             worker.on_step = progress

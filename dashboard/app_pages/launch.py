@@ -44,14 +44,14 @@ def _queue(configs, group, slots) -> None:
     if errors:
         for field, message in errors.items():
             slot = slots.get(field)
-            (slot.error if slot else st.error)(f"{field}: {message}")
+            (slot.error if slot else st.error)(md_escape(f"{field}: {message}"))
         st.error("Nothing was queued: fix the fields marked above.")
         return
     try:
         with sessions().begin() as session:
             run_ids = launching.launch(session, valid, group, settings(), st.session_state.get(PASSWORD_KEY))
     except (ConfigError, queue.QueueFullError, NotAllowed) as refused:
-        st.error(f"Nothing was queued: {refused}")
+        st.error(md_escape(f"Nothing was queued: {refused}"))
         return
     where = f" as group {md_escape(group)}" if group else ""
     if len(run_ids) == 1:
@@ -98,7 +98,7 @@ with configure:
             choices[field] = launching.parse_int_list(text)
         except ValueError as error:
             grid_errors[field] = str(error)
-            st.error(f"{field.replace('_', ' ')} list: {error}")
+            st.error(md_escape(f"{field.replace('_', ' ')} list: {error}"))
     configs = launching.grid_configs(clean_values(values), choices, int(repeats))
     count = len(configs)
     group = st.text_input("group", key="launch_group",

@@ -6,12 +6,13 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from dashboard import queries
+from dashboard import launching, queries
 from dashboard.local_worker import LIVE_WITHIN
 from dashboard.settings import NotAllowed
 from dashboard.state import check_write, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
+from db.run_config import ConfigError
 
 REFRESH_SECONDS = 2
 FILTERS = ("status", "group", "task", "cell", "mode")
@@ -83,10 +84,14 @@ def _act(action, verb: str, ids=None) -> None:
             with sessions().begin() as session:
                 result = action(session, run_id)
             messages.append(("success", f"Run {run_id}: {result or verb}"))
-        except queue.TransitionError as refused:
-            messages.append(("error", str(refused)))
+        except (queue.TransitionError, queue.QueueFullError, ConfigError) as refused:
+            messages.append(("error", md_escape(str(refused))))
     st.session_state["runs_messages"] = messages
     st.session_state.pop("confirm_delete", None)
+
+
+def _requeue(session, run_id):
+    launching.requeue(session, run_id, settings())
 
 
 def _cancel(session, run_id):
@@ -110,7 +115,7 @@ open_run = buttons.button("Open run page", key="open_run")
 writable = not settings().readonly  # read-only: no buttons, and _act refuses on the server side too
 if writable:
     buttons.button("Cancel", key="cancel_runs", on_click=_act, args=(_cancel, "cancelled"))
-    buttons.button("Re-queue", key="requeue_runs", on_click=_act, args=(queue.requeue, "queued again"))
+    buttons.button("Re-queue", key="requeue_runs", on_click=_act, args=(_requeue, "queued again"))
 delete = writable and buttons.button("Delete…", key="delete_runs")
 selected = st.session_state.get(SELECTED, [])
 if (compare or open_run or delete) and not selected:

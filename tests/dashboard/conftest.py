@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,13 @@ def seed_run(factory, name: str, steps: int = 50, ms_per_step: float = 10.0, tas
                                             "parameters": 5000, "peak_memory_mb": 300.0,
                                             "data_source": "offline", **figure, **(summary or {})})
     return run_id
+
+
+def _shown(element) -> str:
+    return re.sub(r"\\(.)", r"\1", str(element.value))
+
+
+@pytest.fixture
+def shown():
+    """shown(element): its text as the reader sees it (the markdown escapes of user text removed)."""
+    return _shown

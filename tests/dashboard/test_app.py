@@ -42,12 +42,12 @@ def test_launching_through_the_form_queues_a_validated_run(app_factory, open_pag
         "from the form", RunStatus.QUEUED, "dynamic", 64, None)
 
 
-def test_a_bad_field_shows_its_message_and_queues_nothing(app_factory, open_page):
+def test_a_bad_field_shows_its_message_and_queues_nothing(app_factory, open_page, shown):
     at = open_page("launch")
     at.number_input(key="field_hidden_units").set_value(0)
     at.number_input(key="field_learning_rate").set_value(-1.0)
     at.button(key="queue_runs").click().run()
-    messages = [error.value for error in at.error]
+    messages = [shown(error) for error in at.error]
     assert any(m.startswith("hidden_units: must be greater than or equal to 1") for m in messages)
     assert any(m.startswith("learning_rate: must be greater than 0") for m in messages)
     assert "Nothing was queued" in messages[-1]
@@ -71,12 +71,12 @@ def test_a_grid_shows_its_size_and_queues_the_product_as_one_group(app_factory, 
                                  for h in (8, 16) for s in (0, 1)}
 
 
-def test_a_grid_past_the_queue_limit_is_refused(app_factory, monkeypatch, open_page):
+def test_a_grid_past_the_queue_limit_is_refused(app_factory, monkeypatch, open_page, shown):
     monkeypatch.setenv("UNROLL_MAX_QUEUED", "3")
     at = open_page("launch")
     at.text_input(key="grid_hidden_units").set_value("8, 16, 32, 64").run()
     at.button(key="queue_runs").click().run()
-    assert "takes at most 3" in at.error[0].value
+    assert "takes at most 3" in shown(at.error[0])
     assert stored_runs(app_factory) == []
 
 

@@ -8,7 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import launching
 from dashboard.settings import NotAllowed, Settings, SettingsError, resolve
+from db import queue
 from db.models import Run, RunStatus
+from db.run_config import ConfigError
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 SUBMIT = "queue_runs"
@@ -49,6 +51,17 @@ def test_secrets_configure_a_hosted_dashboard_and_the_environment_wins():
 def test_a_setting_that_cannot_be_understood_is_named(name, value):
     with pytest.raises(SettingsError, match=name):
         resolve({name: value}, {})
+
+
+def test_an_empty_variable_does_not_switch_off_what_the_secrets_set():
+    settings = resolve({"UNROLL_LAUNCH_PASSWORD": "", "UNROLL_READONLY": ""},
+                       {"UNROLL_LAUNCH_PASSWORD": "pw", "UNROLL_READONLY": True})
+    assert settings.readonly and settings.launch_password == "pw"
+
+
+def test_a_read_only_host_starts_no_worker_of_its_own():
+    assert Settings().starts_worker and not Settings(worker_autostart=False).starts_worker
+    assert not Settings(readonly=True).starts_worker
 
 
 def test_read_only_refuses_every_write_even_with_the_password():
@@ -95,11 +108,12 @@ def test_read_only_can_come_from_streamlit_secrets(app_factory):
         at.switch_page("app_pages/launch.py")
 
 
-def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_factory, open_page, monkeypatch):
+def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_factory, open_page, monkeypatch,
+                                                                        shown):
     monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
     at = open_page("launch")
     at.button(key=SUBMIT).click().run()
-    assert "launch password is missing or wrong" in " ".join(error.value for error in at.error)
+    assert "launch password is missing or wrong" in " ".join(shown(error) for error in at.error)
     assert runs_in(app_factory) == 0
     at.text_input(key="launch_password").set_value("guess").run()
     at.button(key=SUBMIT).click().run()
@@ -109,29 +123,29 @@ def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_fac
     assert not at.exception and runs_in(app_factory) == 1
 
 
-def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeypatch):
+def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeypatch, shown):
     run_id = seed("finished")
     monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
     at = open_page()
     at.session_state["runs_selected"] = [run_id]
     at.button(key="requeue_runs").click().run()
-    assert "password" in at.error[0].value and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
+    assert "password" in shown(at.error[0]) and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
     at.text_input(key="launch_password").set_value("s3cret").run()
     at.session_state["runs_selected"] = [run_id]
     at.button(key="requeue_runs").click().run()
     assert status_of(app_factory, run_id) == RunStatus.QUEUED
 
 
-def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch):
+def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch, shown):
     monkeypatch.setenv("UNROLL_MAX_STEPS", "100")
     at = open_page("launch")
     at.number_input(key="field_max_steps").set_value(5000)
     at.button(key=SUBMIT).click().run()
-    assert "at most 100 steps" in " ".join(error.value for error in at.error)
+    assert "at most 100 steps" in " ".join(shown(error) for error in at.error)
     assert runs_in(app_factory) == 0
 
 
-def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypatch):
+def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypatch, shown):
     with_password = pg_schema_url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
     monkeypatch.setenv("UNROLL_DB_URL", with_password)
     monkeypatch.setenv("UNROLL_WORKER", "off")
@@ -139,3 +153,14 @@ def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypa
     assert not at.exception
     shown = " ".join(str(caption.value) for caption in at.sidebar.caption)
     assert "Database: postgresql+psycopg://postgres:***@127.0.0.1" in shown and "hunter2" not in shown
+
+
+def test_requeue_keeps_within_the_queue_and_step_limits(app_factory, seed):
+    first, second = seed("first", steps=50), seed("second", steps=50)
+    with app_factory.begin() as session:
+        launching.requeue(session, first, Settings(max_queued=1))
+    with app_factory.begin() as session, pytest.raises(queue.QueueFullError, match="limit"):
+        launching.requeue(session, second, Settings(max_queued=1))
+    with app_factory.begin() as session, pytest.raises(ConfigError, match="at most 10 steps"):
+        launching.requeue(session, second, Settings(max_steps=10))
+    assert status_of(app_factory, second) == RunStatus.SUCCEEDED

@@ -63,5 +63,5 @@ def test_compare_state_round_trips_through_the_url():
 
 
 def test_unreadable_url_values_fall_back_to_defaults():
-    state = sharing.from_query({"runs": "3,x,3,-1", "x": "bogus", "smooth": "5", "group": "'; drop", "band": "?"})
+    state = sharing.from_query({"runs": "3,x,3,-1,²,٣", "x": "bogus", "smooth": "5", "group": "'; drop", "band": "?"})
     assert state == {**sharing.DEFAULTS, "runs": [3]}

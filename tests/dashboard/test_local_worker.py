@@ -43,3 +43,21 @@ def test_a_started_worker_registers_and_stops_with_its_parent(factory, sqlite_ur
         assert process.wait(30) == 0
     with factory() as session:
         assert queue.live_workers(session, local_worker.LIVE_WITHIN) == []
+
+
+@pytest.mark.slow
+def test_a_worker_is_started_once_the_one_alive_at_first_look_has_stopped(factory, sqlite_url, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with factory.begin() as session:
+        queue.register_worker(session, "elsewhere", "host", 1)
+    keeper = local_worker.LocalWorker(recheck_seconds=0)
+    assert keeper.ensure(factory, sqlite_url) is None
+    with factory.begin() as session:
+        queue.stop_worker(session, "elsewhere")
+    process = keeper.ensure(factory, sqlite_url)
+    try:
+        assert process is not None and keeper.ensure(factory, sqlite_url) is process
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -1,5 +1,7 @@
 """Comparison tables: figures per run and group, speed ratios, best values, config diffs."""
 
+import csv
+import io
 from types import SimpleNamespace
 
 import numpy as np
@@ -81,3 +83,11 @@ def test_exports_keep_every_point_and_escape_names():
                                 [("t", pd.DataFrame({"run": ["<script>alert(1)</script>"]}), False)])
     assert "<script>alert(1)</script>" not in report and "&lt;script&gt;" in report
     assert report.count("window.PlotlyConfig") == 1 and len(report) > 1_000_000  # plotly.js embedded, once
+
+
+def test_a_name_that_a_spreadsheet_would_run_as_a_formula_is_quoted_in_the_csv():
+    runs = [SimpleNamespace(id=1, name='=HYPERLINK("http://x","y")'), SimpleNamespace(id=2, name="plain")]
+    points = pd.concat([curve(1, [0.1] * 2, 2), curve(2, [0.1] * 2, 2)])
+    rows = list(csv.DictReader(io.StringIO(export.points_csv(points, runs))))
+    assert {row["run"] for row in rows if row["run_id"] == "1"} == {"'=HYPERLINK(\"http://x\",\"y\")"}
+    assert {row["run"] for row in rows if row["run_id"] == "2"} == {"plain"}

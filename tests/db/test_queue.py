@@ -136,6 +136,18 @@ def test_requeue_refuses_queued_and_running_runs(factory):
             queue.requeue(session, run_id)
 
 
+def test_a_cancel_requested_while_a_worker_shuts_down_is_not_lost(factory):
+    [run_id] = enqueue(factory)
+    claim(factory)
+    with factory.begin() as session:
+        queue.request_cancel(session, run_id)
+        queue.release(session, run_id, "w1")
+    with factory() as session:
+        run = session.get(Run, run_id)
+        assert run.status == RunStatus.CANCELLED and run.finished_at is not None
+    assert claim(factory, "w2") is None
+
+
 def test_release_hands_a_run_back_to_the_queue(factory):
     [run_id] = enqueue(factory)
     claim(factory)
