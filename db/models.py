@@ -128,6 +128,8 @@ class MetricPoint(Base):
     seconds: Mapped[float] = mapped_column(Float)
     # NULL stands for NaN: SQLite cannot store NaN, and a diverged loss must keep its point.
     value: Mapped[Optional[float]] = mapped_column(Float)
+    # When the point was recorded (epoch seconds); NULL for points stored before revision 0002.
+    wall: Mapped[Optional[float]] = mapped_column(Float)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 

@@ -30,7 +30,6 @@ in alternating repeats, and prints the ratio of training seconds.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -48,6 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rnncore.cells import cell_parameter_count  # noqa: E402
+from rnncore.memory import MemoryWatch  # noqa: E402
 from rnncore.network import RNNSpec, build_rnn  # noqa: E402
 
 BATCH, FEATURES, CLASSES = 128, 28, 10
@@ -144,32 +144,11 @@ def matmul_gflops(size: int = 2048, products: int = 8, repeats: int = 5) -> floa
     return 2.0 * size**3 * products / best / 1e9
 
 
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _release_free_heap() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def measure_peak_mb(run: Callable[[], None]) -> float:
-    """MiB the resident high-water mark rises above the current resident size while `run` runs (Linux)."""
-    _release_free_heap()
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # resets VmHWM to the current VmRSS
-    except OSError:
-        return float("nan")
-    before = _status_mb("VmRSS")
+    """MiB the memory high-water mark rises above what was in use while `run` runs."""
+    watch = MemoryWatch().start()
     run()
-    return _status_mb("VmHWM") - before
+    return watch.figures()["memory_growth_mb"]
 
 
 # --- one configuration ----------------------------------------------------------------------------

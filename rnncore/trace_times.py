@@ -14,39 +14,20 @@ from __future__ import annotations
 import argparse
 import time
 
-import keras
-import tensorflow as tf
-
+from rnncore.bench import make_train_step
 from rnncore.cells import CELLS
-from rnncore.network import MODES, RNNSpec, build_rnn
+from rnncore.network import MODES, RNNSpec
 
 
 def measure(spec: RNNSpec, steps: int, batch: int, features: int, later_steps: int = 3) -> tuple[float, float]:
-    """(seconds to trace and run the first train step, seconds per later step)."""
-    layer = build_rnn(spec, features)
-    readout = tf.Variable(tf.random.stateless_normal([spec.output_size, 10], seed=[spec.seed, 1]) * 0.1)
-    variables = layer.trainable_variables + [readout]
-    optimizer = keras.optimizers.Adam(1e-3)
-    optimizer.build(variables)
-    inputs = tf.random.stateless_normal([batch, steps, features], seed=[spec.seed, 2])
-    labels = tf.random.stateless_uniform([batch], seed=[spec.seed, 3], maxval=10, dtype=tf.int32)
-
+    """(seconds to build, trace and run the first train step, seconds per later step)."""
     start = time.perf_counter()
-
-    @tf.function
-    def train_step(inputs, labels):
-        with tf.GradientTape() as tape:
-            outputs, _ = layer(inputs, training=True)
-            logits = tf.matmul(outputs[:, -1], readout)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-
-    train_step(inputs, labels).numpy()
+    run = make_train_step(spec, steps, batch, features)
+    run()
     first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(later_steps):
-        train_step(inputs, labels).numpy()
+        run()
     return first, (time.perf_counter() - start) / later_steps
 
 

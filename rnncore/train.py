@@ -11,10 +11,10 @@ step, so a cancel request or a worker shutdown stops training within one step.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import platform
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from db.run_config import RunConfig  # noqa: E402
 from rnncore import data  # noqa: E402
+from rnncore.memory import MemoryWatch  # noqa: E402
 from rnncore.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
 
 EVAL_BATCH_SIZE = 128
@@ -123,29 +124,6 @@ def shuffled_batches(size: int, batch_size: int, seed: int) -> Iterator[np.ndarr
             yield order[start:start + batch_size]
 
 
-def peak_memory_reset() -> None:
-    """Reset the process's resident high-water mark (Linux), so the peak is this run's own."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-
-
-def peak_memory_mb() -> float:
-    """The resident high-water mark since the last reset (VmHWM), in MiB; TF's peak on a GPU."""
-    if tf.config.list_logical_devices("GPU"):
-        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _device_name() -> str:
     gpus = tf.config.list_logical_devices("GPU")
     return gpus[0].name if gpus else f"CPU ({platform.processor() or platform.machine()})"
@@ -192,9 +170,12 @@ class Trainer:
         d, total, weighted = self.dataset, 0, 0.0
         for start in range(0, len(d.x_test), EVAL_BATCH_SIZE):
             window = slice(start, start + EVAL_BATCH_SIZE)
-            _, score = self.score(d.x_test[window], d.y_test[window], _lengths(d.test_lengths, window))
-            weighted += float(score) * len(d.x_test[window])
-            total += len(d.x_test[window])
+            lengths = _lengths(d.test_lengths, window)
+            _, score = self.score(d.x_test[window], d.y_test[window], lengths)
+            # Variable-length series: a batch's MSE is over its valid steps, so weigh it by them.
+            weight = int(lengths.sum()) if lengths is not None else len(d.x_test[window])
+            weighted += float(score) * weight
+            total += weight
         return weighted / max(total, 1)
 
     def series_plots(self) -> dict:
@@ -235,7 +216,7 @@ class Progress:
     step_ms: list[float] = field(default_factory=list)
 
 
-def summarize(trainer: Trainer, progress: Progress) -> dict:
+def summarize(trainer: Trainer, progress: Progress, memory: MemoryWatch) -> dict:
     return {
         "steps": progress.steps,
         "train_seconds": progress.train_seconds,
@@ -245,7 +226,7 @@ def summarize(trainer: Trainer, progress: Progress) -> dict:
         "target_seconds": progress.target_seconds,
         "stopped_by": progress.stopped_by,
         "parameters": trainer.parameters(),
-        "peak_memory_mb": peak_memory_mb(),
+        **memory.figures(),
         "tensorflow": tf.__version__,
         "device": _device_name(),
         **trainer.dataset.describe(),
@@ -277,8 +258,10 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
     Raises Interrupted when `should_stop` gives a reason, and Diverged on a non-finite
     loss; both carry the summary so far. Every step is reported through `record`.
     """
+    keras.backend.clear_session()  # a worker's earlier runs leave nothing behind in Keras
+    gc.collect()
     keras.utils.set_random_seed(config.seed)
-    peak_memory_reset()
+    memory = MemoryWatch().start()
     dataset = dataset or load_task_data(config)
     if config.train_subset:
         dataset = data.subset(dataset, config.train_subset)
@@ -293,7 +276,7 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
         reason = should_stop()
         if reason:
             progress.stopped_by = reason
-            raise Interrupted(reason, summarize(trainer, progress))
+            raise Interrupted(reason, summarize(trainer, progress, memory))
         step_start = time.perf_counter()
         loss, score = trainer.step(indices)
         now = time.perf_counter()
@@ -310,12 +293,14 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
         record(progress.steps, progress.train_seconds, values)
         if not math.isfinite(loss):
             progress.stopped_by = "diverged"
-            raise Diverged(progress.steps, summarize(trainer, progress))
+            raise Diverged(progress.steps, summarize(trainer, progress, memory))
         progress.stopped_by = _stop_reason(config, progress, score, limit) or ""
         if progress.stopped_by:
             break
-    summary = summarize(trainer, progress)
-    summary[test_name] = trainer.evaluate()
-    if config.task == "series":
-        summary["series"] = trainer.series_plots()
+    test_figure = trainer.evaluate()
+    series = trainer.series_plots() if config.task == "series" else None
+    summary = summarize(trainer, progress, memory)  # after evaluation: its memory counts too
+    summary[test_name] = test_figure
+    if series:
+        summary["series"] = series
     return summary

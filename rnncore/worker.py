@@ -45,6 +45,7 @@ SHUTDOWN = "worker shutdown"
 CANCELLED = "cancelled"
 RUN_LOST = "run taken away"  # reaped or deleted while we trained it
 SETTLE_ATTEMPTS = 5
+FINAL_FLUSH_ATTEMPTS = 5
 
 
 class RunRecorder:
@@ -67,7 +68,8 @@ class RunRecorder:
         self._thread = threading.Thread(target=self._loop, name=f"recorder-{run_id}", daemon=True)
 
     def record(self, step: int, seconds: float, values: dict[str, float]) -> None:
-        points = [queue.Point(name, step, seconds, value) for name, value in values.items()]
+        wall = time.time()
+        points = [queue.Point(name, step, seconds, value, wall) for name, value in values.items()]
         with self._lock:
             self._pending.extend(points)
 
@@ -76,25 +78,34 @@ class RunRecorder:
         return self
 
     def close(self) -> None:
-        """Stop the thread and write whatever is still pending."""
+        """Stop the thread and write whatever is still pending, retrying a busy database
+        before the run's outcome is recorded (so a finished run never lacks its last points)."""
         self._stop.set()
         self._thread.join()
-        self._flush()
+        for attempt in range(1, FINAL_FLUSH_ATTEMPTS + 1):
+            if self._flush():
+                return
+            time.sleep(0.5 * attempt)
+        log.error("run %s: %d points could not be written", self.run_id, len(self._pending))
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Write the pending points; False if they are still pending (kept for the next try)."""
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch or self.lost.is_set():
-            return
+            return True
         try:
             with self.factory.begin() as session:
                 queue.append_metrics(session, self.run_id, self.worker_id, batch)
+            return True
         except queue.TransitionError:
             self.lost.set()
+            return True
         except SQLAlchemyError as error:
             log.warning("run %s: writing %d points failed, will retry: %s", self.run_id, len(batch), error)
             with self._lock:
                 self._pending[:0] = batch
+            return False
 
     def _beat_and_poll(self) -> None:
         try:

@@ -41,3 +41,16 @@ def test_run_infos_and_points(factory):
     assert list(points["step"]) == [1, 2, 3] and list(points.columns) == queries.POINT_COLUMNS
     assert abs(points["wall"][2] - run.started_at.timestamp() - 0.3) < 1e-6
     assert queries.concat_points([]).empty
+
+
+def test_the_wall_clock_is_when_each_point_was_recorded(factory):
+    """The training clock skips graph building and evaluations; the wall axis must not."""
+    with factory.begin() as session:
+        run_id = queue.enqueue(session, {"name": "r", "max_steps": 3})
+        queue.claim_next(session, "w")
+        queue.append_metrics(session, run_id, "w", [queue.Point("loss", 1, 0.0, 1.0, wall=1_000_030.0),
+                                                    queue.Point("loss", 2, 0.1, 0.9, wall=1_000_045.5)])
+    with factory() as session:
+        [run] = queries.run_infos(session, [run_id])
+        points = queries.points_frame(session, run.id, run.started_at)
+    assert list(points["wall"]) == [1_000_030.0, 1_000_045.5]

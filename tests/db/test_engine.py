@@ -75,3 +75,22 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(sqlite_url):
     with make_engine(sqlite_url).connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
         assert connection.execute(select(func.count()).select_from(Run)).scalar() == 0
+
+
+def test_a_database_of_the_first_release_is_migrated_without_losing_runs_or_points(sqlite_url):
+    engine = make_engine(sqlite_url, migrate=False)
+    upgrade_schema(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as connection:  # what release 0001 wrote, in its own columns
+        connection.execute(text(
+            "INSERT INTO runs (id, name, status, config, created_at, attempts, cancel_requested) "
+            "VALUES (1, 'old run', 'succeeded', '{\"name\": \"old run\", \"max_steps\": 2}', "
+            "'2026-01-01 00:00:00', 1, 0)"))
+        connection.execute(text("INSERT INTO metric_points (run_id, name, step, seconds, value) "
+                                "VALUES (1, 'loss', 1, 0.0, 2.3), (1, 'loss', 2, 0.1, 2.1)"))
+    factory = session_factory(make_engine(sqlite_url))  # a newer release opens the file
+    assert current_revision(factory.kw["bind"]) == head_revision() != "0001"
+    with factory() as session:
+        assert session.get(Run, 1).name == "old run"
+        assert [row[:4] for row in queue.point_rows(session, 1)] == [("loss", 1, 0.0, 2.3), ("loss", 2, 0.1, 2.1)]
+        assert [row[4] for row in queue.point_rows(session, 1)] == [None, None]

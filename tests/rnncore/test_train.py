@@ -1,6 +1,7 @@
 """The training loop: stop criteria, the clock, divergence, reproducibility, tasks and heads."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -96,10 +97,24 @@ def test_a_stop_request_interrupts_with_the_summary_so_far(mnist):
     assert interrupted.value.summary["steps"] == 3 and interrupted.value.summary["stopped_by"] == "cancelled"
 
 
-def test_eval_every_records_the_test_figure_without_counting_its_time(mnist):
+def test_eval_every_records_the_test_figure_without_counting_its_time(mnist, monkeypatch):
+    evaluate = train.Trainer.evaluate
+
+    def slow_evaluate(self):
+        time.sleep(0.5)
+        return evaluate(self)
+
+    monkeypatch.setattr(train.Trainer, "evaluate", slow_evaluate)
     summary, points = run(dataset=mnist, max_steps=20, eval_every=10)
     assert [step for step, _, _ in points["test_accuracy"]] == [10, 20]
     assert points["test_accuracy"][-1][2] == pytest.approx(summary["test_accuracy"])
+    seconds = [s for _, s, _ in points["loss"]]
+    assert seconds[10] - seconds[9] < 0.25  # the half-second evaluation after step 10 is not training time
+
+
+def test_memory_is_reported_as_the_peak_and_its_growth_during_the_run(mnist):
+    summary, _ = run(dataset=mnist, max_steps=3)
+    assert summary["peak_memory_mb"] > summary["memory_growth_mb"] >= 0
 
 
 def test_the_last3_head_and_its_parameter_count(mnist):
