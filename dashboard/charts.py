@@ -30,6 +30,7 @@ X_AXES = {"step": "step", "seconds": "seconds since first step", "wall": "wall c
 X_COLUMNS = {"step": "step", "seconds": "seconds", "wall": "wall"}
 BANDS = {"minmax": "min to max", "std": "mean ± 1 std"}
 MAX_POINTS = 2000
+DASHES = ("solid", "dash", "dot", "dashdot")
 COLORS = qualitative.Plotly
 
 
@@ -168,6 +169,7 @@ def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_titl
     figure = go.Figure()
     for index, line in enumerate(lines):
         color = COLORS[index % len(COLORS)]
+        dash = DASHES[index % len(DASHES)]  # identical curves (static vs dynamic by step) stay visible
         name = html.escape(line.label) + (f" ({line.runs} runs)" if line.runs > 1 else "")
         group = f"line{index}"
         if line.low is not None and line.runs > 1:
@@ -187,7 +189,7 @@ def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_titl
         y = ema(line.y, smoothing)
         keep = downsample(line.x, y, max_points)
         figure.add_scatter(x=_x_values(line.x[keep], x_axis), y=y[keep], mode="lines" if len(keep) > 1 else "markers",
-                           line=dict(color=color, width=2), legendgroup=group, name=name)
+                           line=dict(color=color, width=2, dash=dash), legendgroup=group, name=name)
     return _layout(figure, title, X_AXES[x_axis], y_title, log_y, dates=x_axis == "wall")
 
 

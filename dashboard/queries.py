@@ -60,6 +60,8 @@ def progress(run: Run) -> Optional[float]:
         return None
     if run.status == RunStatus.SUCCEEDED:
         return 1.0
+    if run.status == RunStatus.QUEUED:  # a re-queued run starts over
+        return 0.0
     return min(1.0, (run.progress_step or 0) / max_steps)
 
 
@@ -73,6 +75,7 @@ def run_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
             "id": run.id, "name": run.name, "group": run.group_name, "status": run.status.value,
             "task": config.get("task"), "cell": config.get("cell"), "mode": config.get("mode"),
             "progress": progress(run), "steps": run.progress_step,
+            "ms/step": (run.summary or {}).get("median_step_ms"),
             "elapsed s": None if age is None else round(age.total_seconds(), 1),
             "loss": latest.get("loss"), "accuracy": latest.get("accuracy"),
             "final": final_figure(run.summary or {}), "worker": run.worker_id,

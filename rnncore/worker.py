@@ -196,6 +196,7 @@ class Worker:
 
     def serve(self, once: bool = False, max_runs: Optional[int] = None) -> int:
         """Claim and execute runs until shut down, the queue is empty (once), or max_runs."""
+        from rnncore import train  # noqa: F401  import TensorFlow now, not inside the first run's time
         self.register()
         executed = 0
         try:

@@ -46,9 +46,10 @@ st.multiselect("runs", list(labels), key=KEYS["runs"], format_func=lambda run_id
                placeholder="choose runs (or select them on the Runs page)")
 runs = run_infos(st.session_state[KEYS["runs"]])
 group_field = st.session_state[KEYS["group"]]
-baselines = [""] + [run.label for run in runs]
-if group_field:
-    baselines += sorted({f"{group_field}={charts.group_value(run.config, group_field)}" for run in runs})
+if group_field:  # grouped tables compare groups: a single run is no baseline there
+    baselines = [""] + sorted({f"{group_field}={charts.group_value(run.config, group_field)}" for run in runs})
+else:
+    baselines = [""] + [run.label for run in runs]
 if st.session_state[KEYS["baseline"]] not in baselines:
     st.session_state[KEYS["baseline"]] = ""
 

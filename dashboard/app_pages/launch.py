@@ -12,7 +12,8 @@ from db import queue
 from db.run_config import Cell, ConfigError, Implementation, Mode
 from rnncore.presets import PRESETS
 
-FORM_DEFAULTS = {"name": "lstm-static", "max_steps": 300, "target_accuracy": 0.9}
+# The name prefixes a grid's run names ("my run cell=gru mode=dynamic"), so it names no cell or mode.
+FORM_DEFAULTS = {"name": "my run", "max_steps": 300, "target_accuracy": 0.9}
 
 
 def _allowed(spec: FieldSpec) -> str:

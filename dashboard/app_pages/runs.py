@@ -48,10 +48,14 @@ def _table(rows) -> None:
         shown, hide_index=True, width="stretch", key=key, placeholder="",
         on_select="rerun", selection_mode="multi-row",
         selection_default={"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in selected]}},
-        column_order=["id", "name", "group", "task", "cell", "mode", "status", "progress", "steps", "elapsed s",
-                      "loss", "accuracy", "final", "worker", "error"],
+        # What people decide by first; "elapsed s" includes start-up and graph building, ms/step does not.
+        column_order=["id", "name", "status", "progress", "steps", "ms/step", "loss", "accuracy", "final",
+                      "cell", "mode", "task", "group", "elapsed s", "worker", "error"],
         column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
                        "accuracy": st.column_config.NumberColumn(format="%.3f"),
+                       "ms/step": st.column_config.NumberColumn(format="%.2f", help="median training step"),
+                       "elapsed s": st.column_config.NumberColumn(
+                           help="wall time since the run started, including TensorFlow start-up and graph building"),
                        "loss": st.column_config.NumberColumn(format="%.4f"),
                        "error": st.column_config.TextColumn(width="large")},
     )

@@ -197,6 +197,8 @@ def test_compare_groups_seed_repeats_into_mean_and_band(app_factory, open_page, 
     # per group: band high + band low + faint raw + mean; the steps chart is not smoothed (no raw line)
     assert len(names[1]) == 8 and "mode=static (2 runs)" in names[1]
     assert list(tables_by_name(at)["per group"]["runs"]) == [2, 2]
+    # grouped, the speed baseline is a group: a single run would give no group ratio at all
+    assert at.selectbox(key="cmp_baseline").options == ["(none)", "mode=dynamic", "mode=static"]
 
 
 def test_a_shared_link_restores_the_view_and_changes_are_written_back(app_factory, open_page, seed):
