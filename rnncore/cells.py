@@ -287,6 +287,8 @@ class SRUCell(Cell):
             lengths = tf.cast(sequence_length, tf.int32)
             mask = tf.cast(tf.sequence_mask(lengths, tf.shape(inputs)[1]), inputs.dtype)[:, :, None]  # [B, T, 1]
         outputs, cell = sru_recurrence(z, f_pre, r_pre, highway, mask, initial_state.cell, self.bias[:h], self.bias[h:])
+        # The compiled loop loses the static shape; a static layer stacked on this one needs T.
+        outputs = tf.ensure_shape(outputs, [inputs.shape[0], inputs.shape[1], h])
         if sequence_length is None:
             return outputs, SRUState(outputs[:, -1], cell)
         last = tf.gather(outputs, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)

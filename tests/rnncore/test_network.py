@@ -232,3 +232,11 @@ def test_trains_with_keras_optimizer_inside_tf_function(mode, kwargs):
     losses = [float(train_step()) for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
     assert all(not np.allclose(a, v.numpy()) for a, v in zip(before, variables))
+
+
+@pytest.mark.parametrize("cell", cells.CELLS)
+def test_a_static_stack_traces_inside_a_tf_function(cell):
+    """Training traces the model: every layer must hand the next one a known number of steps."""
+    layer = build_rnn(RNNSpec(cell=cell, units=H, layers=2, mode="static"), F)
+    outputs = tf.function(lambda x: layer(x, training=True)[0])(random_inputs(1))
+    assert outputs.shape == (B, T, H)
