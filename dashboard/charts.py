@@ -30,6 +30,8 @@ X_AXES = {"step": "step", "seconds": "seconds since first step", "wall": "wall c
 X_COLUMNS = {"step": "step", "seconds": "seconds", "wall": "wall"}
 BANDS = {"minmax": "min to max", "std": "mean ± 1 std"}
 MAX_POINTS = 2000
+CHART_POINTS = 16_000  # points per line shrink when many runs are overlaid (20 runs: 800 each)
+MIN_POINTS = 500
 DASHES = ("solid", "dash", "dot", "dashdot")
 COLORS = qualitative.Plotly
 
@@ -165,8 +167,10 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, log_y: bo
 def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_title: str = "",
                  smoothing: float = 0.0, log_y: bool = False, max_points: int = MAX_POINTS) -> go.Figure:
     """Overlay `lines`: per line a band (groups of several runs), a faint raw line when
-    smoothing, and the (smoothed) line itself; at most `max_points` points per trace."""
+    smoothing, and the (smoothed) line itself; at most `max_points` points per trace, fewer
+    when many lines share the chart (a chart is never more than CHART_POINTS wide)."""
     figure = go.Figure()
+    max_points = max(MIN_POINTS, min(max_points, CHART_POINTS // max(1, len(lines))))
     for index, line in enumerate(lines):
         color = COLORS[index % len(COLORS)]
         dash = DASHES[index % len(DASHES)]  # identical curves (static vs dynamic by step) stay visible

@@ -25,7 +25,7 @@ def build_figures(runs: list[RunInfo], points, state: dict) -> list[tuple[str, o
     if len(points):
         lines = charts.lines_for(points, runs, "loss", time_axis, group, band, y_column="step")
         figures.append(("steps", charts.curve_figure(lines, "Steps over time", time_axis, "step")))
-    present = set(points["metric"]) if len(points) else set()
+    present = set(points["metric"].unique()) if len(points) else set()
     for metric in [m for m in METRICS if m in present] + sorted(present - set(METRICS)):
         label = charts.metric_label(metric, tasks)
         for x in (state["x"], companion):

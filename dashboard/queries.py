@@ -106,23 +106,22 @@ def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:
 
 
 def points_frame(session: Session, run_id: int, started_at: Optional[datetime]) -> pd.DataFrame:
-    """Every stored point of a run as a long table (see dashboard.charts); wall = started_at + seconds.
+    """Every stored point of a run as a long table (see dashboard.charts).
 
     `wall` is when each point was recorded; points stored before the schema kept that
     fall back to started_at + seconds.
     """
-    rows = queue.point_rows(session, run_id)
-    if not rows:
+    curves = queue.curve_arrays(session, run_id)
+    if not curves:
         return pd.DataFrame(columns=POINT_COLUMNS)
-    names, steps, seconds, values, walls = zip(*rows)  # columns at C speed; a frame from row tuples is slower
-    seconds, walls = np.array(seconds, dtype=float), np.array(walls, dtype=float)
-    estimated = (started_at.timestamp() if started_at else 0.0) + seconds
+    values = np.concatenate(list(curves.values()))
+    names = np.repeat(np.array(list(curves), dtype=object), [len(array) for array in curves.values()])
+    estimated = (started_at.timestamp() if started_at else 0.0) + values[:, 1]
     return pd.DataFrame({
-        "run_id": np.full(len(rows), run_id), "metric": names,
-        "step": np.array(steps, dtype=np.int64), "seconds": seconds,
-        "value": np.array(values, dtype=float),  # NULL (a non-finite value) becomes NaN
-        "wall": np.where(np.isnan(walls), estimated, walls),
-    })[POINT_COLUMNS]
+        "run_id": np.full(len(values), run_id), "metric": names, "step": values[:, 0].astype(np.int64),
+        "seconds": values[:, 1], "value": values[:, 2],
+        "wall": np.where(np.isnan(values[:, 3]), estimated, values[:, 3]),
+    }, columns=POINT_COLUMNS)
 
 
 def concat_points(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

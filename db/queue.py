@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Optional, Sequence
 
+import numpy as np
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -343,33 +344,36 @@ class Curve:
     values: list[float]
 
 
-def point_rows(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> list[tuple]:
-    """A run's points as plain (name, step, seconds, value, wall) tuples, by name then step.
+def curve_arrays(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+    """A run's curves as float arrays [n, 4] of (step, seconds, value, wall), in step order.
 
-    One range scan of the primary key, read straight from the driver's cursor: building an
-    SQLAlchemy Row per point costs more than the query itself (400,000 points: ~0.5 s).
+    NaN stands for a NULL value (not finite) or an unknown wall time. One range scan of the
+    primary key per curve, read straight from the driver's cursor into NumPy: building an
+    SQLAlchemy Row (or a Python string) per point costs more than the query itself.
     """
-    query = (select(MetricPoint.name, MetricPoint.step, MetricPoint.seconds, MetricPoint.value, MetricPoint.wall)
-             .where(MetricPoint.run_id == run_id)
-             .order_by(MetricPoint.name, MetricPoint.step))
-    if names:
-        query = query.where(MetricPoint.name.in_(names))
-    result = session.connection().execute(query)  # Core, so the DBAPI cursor is at hand
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
+    connection = session.connection()
+    if names is None:
+        names = connection.execute(
+            select(MetricPoint.name).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.name)
+        ).scalars().all()
+    curves = {}
+    for name in names:
+        result = connection.execute(
+            select(MetricPoint.step, MetricPoint.seconds, MetricPoint.value, MetricPoint.wall)
+            .where(MetricPoint.run_id == run_id, MetricPoint.name == name).order_by(MetricPoint.step))
+        try:
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
+        if rows:
+            curves[name] = np.array(rows, dtype=float)
+    return curves
 
 
 def load_curves(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> dict[str, Curve]:
-    """Every curve of a run (or the named ones), in step order, in one range scan."""
-    columns: dict[str, tuple[list, list, list]] = {}
-    for name, step, seconds, value, _wall in point_rows(session, run_id, names):
-        steps, times, values = columns.setdefault(name, ([], [], []))
-        steps.append(step)
-        times.append(seconds)
-        values.append(math.nan if value is None else value)
-    return {name: Curve(*lists) for name, lists in columns.items()}
+    """Every curve of a run (or the named ones), in step order."""
+    return {name: Curve(array[:, 0].astype(int).tolist(), array[:, 1].tolist(), array[:, 2].tolist())
+            for name, array in curve_arrays(session, run_id, names).items()}
 
 
 def run_age(run: Run, now: Optional[datetime] = None) -> Optional[timedelta]:

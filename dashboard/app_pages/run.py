@@ -45,7 +45,7 @@ def show(run_id: int, refresh: bool) -> None:
         st.error("This run failed:")
         st.code(run.error, language=None)
     points = points_for([run])
-    present = sorted(set(points["metric"])) if len(points) else []
+    present = sorted(points["metric"].unique()) if len(points) else []
     tasks = {run.config.get("task")}
     for metric in present:
         label = charts.metric_label(metric, tasks)

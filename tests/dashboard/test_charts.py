@@ -117,3 +117,11 @@ def test_ema_equals_the_step_by_step_definition_on_long_noisy_curves():
                 last, count = weight * last + (1 - weight) * value, count + 1
                 expected[index] = last / (1 - weight ** count)
         assert np.allclose(charts.ema(values, weight), expected, equal_nan=True, rtol=1e-12, atol=1e-12)
+
+
+def test_many_overlaid_runs_share_a_point_budget_and_keep_their_extremes():
+    x = np.arange(10_000, dtype=float)
+    lines = [charts.Line(f"run {i}", x, np.sin(x / 50) + (x == 5_000 + i) * 10) for i in range(20)]
+    figure = charts.curve_figure(lines, "t")
+    assert all(len(trace.x) <= charts.CHART_POINTS // 20 for trace in figure.data)
+    assert all(max(trace.y) == pytest.approx(10.0) for trace in figure.data)  # each spike survives

@@ -2,6 +2,8 @@
 
 import multiprocessing
 
+import numpy as np
+
 import pytest
 from sqlalchemy import func, inspect, select, text
 
@@ -92,5 +94,6 @@ def test_a_database_of_the_first_release_is_migrated_without_losing_runs_or_poin
     assert current_revision(factory.kw["bind"]) == head_revision() != "0001"
     with factory() as session:
         assert session.get(Run, 1).name == "old run"
-        assert [row[:4] for row in queue.point_rows(session, 1)] == [("loss", 1, 0.0, 2.3), ("loss", 2, 0.1, 2.1)]
-        assert [row[4] for row in queue.point_rows(session, 1)] == [None, None]
+        loss = queue.curve_arrays(session, 1)["loss"]
+        assert loss[:, :3].tolist() == [[1, 0.0, 2.3], [2, 0.1, 2.1]]
+        assert np.isnan(loss[:, 3]).all()  # no wall time was recorded before revision 0002
