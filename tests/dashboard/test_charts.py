@@ -124,4 +124,4 @@ def test_many_overlaid_runs_share_a_point_budget_and_keep_their_extremes():
     lines = [charts.Line(f"run {i}", x, np.sin(x / 50) + (x == 5_000 + i) * 10) for i in range(20)]
     figure = charts.curve_figure(lines, "t")
     assert all(len(trace.x) <= charts.CHART_POINTS // 20 for trace in figure.data)
-    assert all(max(trace.y) == pytest.approx(10.0) for trace in figure.data)  # each spike survives
+    assert [max(trace.y) for trace in figure.data] == [line.y.max() for line in lines]  # each spike survives
