@@ -41,9 +41,12 @@ def start_worker(url: str, log_path: Path = Path(LOG_FILE)) -> subprocess.Popen:
                             env={**os.environ, "UNROLL_DB_URL": url})
 
 
-def ensure_worker(factory: sessionmaker[Session], url: str, enabled: bool = True) -> Optional[subprocess.Popen]:
-    """Start a worker unless disabled (UNROLL_WORKER=off) or one is already alive; returns the process."""
-    if not enabled or has_live_worker(factory):
+def ensure_worker(factory: sessionmaker[Session], url: str) -> Optional[subprocess.Popen]:
+    """Start a worker unless one is already alive; returns the process started.
+
+    Whether to start one at all (UNROLL_WORKER, read-only) is Settings.starts_worker's call.
+    """
+    if has_live_worker(factory):
         return None
     return start_worker(url)
 

@@ -327,12 +327,9 @@ def get_run(session: Session, run_id: int) -> Optional[Run]:
     return session.get(Run, run_id)
 
 
-def list_runs(session: Session, statuses: Optional[Sequence[RunStatus]] = None, limit: int = 1000) -> list[Run]:
+def list_runs(session: Session, limit: int = 1000) -> list[Run]:
     """Newest first."""
-    query = select(Run).order_by(Run.id.desc()).limit(limit)
-    if statuses:
-        query = query.where(Run.status.in_(statuses))
-    return list(session.scalars(query))
+    return list(session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,6 @@ def factory(sqlite_url):
     return session_factory(make_engine(sqlite_url))
 
 
-def test_no_worker_is_started_when_autostart_is_off(factory, sqlite_url):
-    assert local_worker.ensure_worker(factory, sqlite_url, enabled=False) is None
-
-
 def test_no_worker_is_started_when_one_is_alive(factory, sqlite_url, monkeypatch):
     monkeypatch.delenv("UNROLL_WORKER", raising=False)
     with factory.begin() as session:
