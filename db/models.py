@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -104,6 +105,14 @@ class Run(Base):
     # Latest figures, updated with each batch of points, so a run table needs no scan of metrics.
     progress_step: Mapped[Optional[int]]
     latest: Mapped[Optional[dict[str, Any]]]
+    # Bumped by every UPDATE of the row (heartbeats excepted): with the row count and the highest
+    # id it makes the store's change token, which pages poll without trusting any machine's clock.
+    change_count: Mapped[int] = mapped_column(default=0, server_default="0",
+                                              onupdate=literal_column("change_count") + 1)
+    # The run this one was launched again from ("Run again"); kept when that run is deleted.
+    rerun_of: Mapped[Optional[int]]
+    # The last lines its worker logged while running it, so they can be read from any machine.
+    log_tail: Mapped[Optional[str]] = mapped_column(Text)
 
     __table_args__ = (
         # The claim query picks the oldest queued run: this index is exactly that query.
@@ -111,6 +120,9 @@ class Run(Base):
               postgresql_where=text("status = 'queued'")),
         Index("ix_runs_running_heartbeat", "heartbeat_at", sqlite_where=text("status = 'running'"),
               postgresql_where=text("status = 'running'")),
+        # AUTOINCREMENT: SQLite never hands out a deleted run's id again, so a shared link to
+        # run 10 can never come to show another run (PostgreSQL's sequence never reuses ids).
+        {"sqlite_autoincrement": True},
     )
 
 

@@ -14,12 +14,16 @@ Life of a run:
        ^                      |------fail / reap("worker lost")--> failed
        |                      |------mark_cancelled (after request_cancel)--> cancelled
        |------release---------|   (a worker shutting down hands its run back)
-       |------requeue-------- succeeded | failed | cancelled
+       |------retry----------- failed | cancelled   (its points and figures are cleared)
     queued --request_cancel--> cancelled
 
 A run that is reaped becomes *failed* with the reason "worker lost" and keeps every
-metric point written before its worker died; re-queueing it is the user's choice. When
-a re-queued run is claimed again, the points of its earlier attempt are replaced.
+metric point written before its worker died; retrying it is the user's choice. A
+succeeded run is never changed again: `rerun` launches a new run with its config (and a
+link back to it); only `delete_run` removes its points.
+
+Every UPDATE of a run bumps its change_count (heartbeats excepted), so `change_token`
+moves whenever anything a page shows has changed, in any process on any machine.
 """
 
 from __future__ import annotations
@@ -78,6 +82,22 @@ def _owned_by(worker_id: str) -> tuple[Any, ...]:
     return (Run.status == RunStatus.RUNNING, Run.worker_id == worker_id)
 
 
+# What a run looks like before its first claim: figures of an earlier attempt must not linger.
+NOT_STARTED = {"worker_id": None, "started_at": None, "finished_at": None, "heartbeat_at": None,
+               "cancel_requested": False, "error": None, "summary": None, "progress_step": None,
+               "latest": None, "log_tail": None}
+
+
+def change_token(session: Session) -> tuple[int, int, int]:
+    """(runs, sum of change counts, highest id): moves whenever a run is added, changed or
+    deleted, by any process. One aggregate over the runs table: cheap enough to poll every
+    couple of seconds, and independent of the writers' clocks."""
+    count, changes, highest = session.execute(
+        select(func.count(), func.coalesce(func.sum(Run.change_count), 0), func.coalesce(func.max(Run.id), 0))
+    ).one()
+    return int(count), int(changes), int(highest)
+
+
 # --- enqueue ---------------------------------------------------------------------------
 
 
@@ -108,6 +128,11 @@ def enqueue_many(
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]
+
+
+def _check_room(session: Session, max_queued: Optional[int], what: str) -> None:
+    if max_queued is not None and count_queued(session) >= max_queued:
+        raise QueueFullError(f"the queue already holds {max_queued} runs, its limit: {what}")
 
 
 def enqueue(session: Session, config: RunConfig | dict[str, Any], group: Optional[str] = None,
@@ -160,8 +185,11 @@ def claim(session: Session, run_id: int, worker_id: str) -> Run:
 
 
 def heartbeat(session: Session, run_id: int, worker_id: str) -> None:
-    """Tell the reaper the run's worker is alive; TransitionError if the run is no longer ours."""
-    _transition(session, run_id, "heartbeat", _owned_by(worker_id), {"heartbeat_at": utcnow()})
+    """Tell the reaper the run's worker is alive; TransitionError if the run is no longer ours.
+
+    A heartbeat changes nothing a page shows, so it leaves the change counter alone."""
+    _transition(session, run_id, "heartbeat", _owned_by(worker_id),
+                {"heartbeat_at": utcnow(), "change_count": Run.change_count})
 
 
 def cancel_requested(session: Session, run_id: int) -> bool:
@@ -215,10 +243,12 @@ def finish(session: Session, run_id: int, worker_id: str, summary: dict[str, Any
                 {"status": RunStatus.SUCCEEDED, "summary": json_safe(summary), "finished_at": utcnow()})
 
 
-def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[dict[str, Any]] = None) -> None:
-    """running -> failed, keeping the error text and every point already stored."""
+def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[dict[str, Any]] = None,
+         log_tail: Optional[str] = None) -> None:
+    """running -> failed, keeping the error text, the worker's last log lines and every point stored."""
     _transition(session, run_id, "fail", _owned_by(worker_id),
-                {"status": RunStatus.FAILED, "error": error, "summary": json_safe(summary), "finished_at": utcnow()})
+                {"status": RunStatus.FAILED, "error": error, "summary": json_safe(summary), "finished_at": utcnow(),
+                 "log_tail": log_tail})
 
 
 def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optional[dict[str, Any]] = None) -> None:
@@ -234,10 +264,15 @@ def release(session: Session, run_id: int, worker_id: str) -> None:
     not lost when the next claim clears the flag.
     """
     handed_back = case((Run.cancel_requested, RunStatus.CANCELLED.value), else_=RunStatus.QUEUED.value)
+
+    def unless_cancelled(column):  # a cancelled run keeps what it did; a queued one starts over
+        return case((Run.cancel_requested, column), else_=None)
+
     _transition(session, run_id, "release", _owned_by(worker_id),
                 {"status": handed_back, "worker_id": None, "heartbeat_at": None,
-                 "started_at": case((Run.cancel_requested, Run.started_at), else_=None),
-                 "finished_at": case((Run.cancel_requested, utcnow()), else_=None)})
+                 "started_at": unless_cancelled(Run.started_at),
+                 "finished_at": case((Run.cancel_requested, utcnow()), else_=None),
+                 "progress_step": unless_cancelled(Run.progress_step), "latest": unless_cancelled(Run.latest)})
 
 
 # --- the user's side -------------------------------------------------------------------
@@ -258,16 +293,34 @@ def request_cancel(session: Session, run_id: int) -> RunStatus:
     return RunStatus.RUNNING
 
 
-def requeue(session: Session, run_id: int, max_queued: Optional[int] = None) -> None:
-    """A finished run (succeeded, failed or cancelled) goes back to the queue to run again.
+RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
+
+def retry(session: Session, run_id: int, max_queued: Optional[int] = None) -> None:
+    """A failed or cancelled run goes back to the queue in place, its points and figures cleared.
+
+    A succeeded run is a result, not a retry candidate: `rerun` makes a new run from it.
     QueueFullError when `max_queued` runs are already waiting.
     """
-    if max_queued is not None and count_queued(session) >= max_queued:
-        raise QueueFullError(f"the queue already holds {max_queued} runs, its limit: run {run_id} was not re-queued")
-    _transition(session, run_id, "re-queue", [Run.status.in_(FINISHED_STATUSES)],
-                {"status": RunStatus.QUEUED, "worker_id": None, "finished_at": None, "started_at": None,
-                 "heartbeat_at": None, "cancel_requested": False, "error": None})
+    _check_room(session, max_queued, f"run {run_id} was not retried")
+    _transition(session, run_id, "retry", [Run.status.in_(RETRYABLE)], {"status": RunStatus.QUEUED, **NOT_STARTED})
+    session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+
+
+def rerun(session: Session, run_id: int, max_queued: Optional[int] = None) -> int:
+    """Queue a new run with the config and group of a finished one, linked back to it; returns its id.
+
+    The original stays as it is. TransitionError when it does not exist or has not finished.
+    """
+    original = session.get(Run, run_id)
+    if original is None or original.status not in FINISHED_STATUSES:
+        raise TransitionError(f"cannot run again: {_describe(session, run_id)}")
+    _check_room(session, max_queued, f"run {run_id} was not run again")
+    config = validate_config(original.config)
+    row = Run(name=config.name, group_name=original.group_name, config=config_to_json(config), rerun_of=run_id)
+    session.add(row)
+    session.flush()
+    return row.id
 
 
 def delete_run(session: Session, run_id: int) -> None:
@@ -327,9 +380,13 @@ def get_run(session: Session, run_id: int) -> Optional[Run]:
     return session.get(Run, run_id)
 
 
-def list_runs(session: Session, limit: int = 1000) -> list[Run]:
-    """Newest first."""
-    return list(session.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+def list_runs(session: Session, limit: int = 1000, offset: int = 0, where: Sequence[Any] = ()) -> list[Run]:
+    """Newest first: the `limit` runs after the first `offset` of those matching `where`."""
+    return list(session.scalars(select(Run).where(*where).order_by(Run.id.desc()).offset(offset).limit(limit)))
+
+
+def count_runs(session: Session, where: Sequence[Any] = ()) -> int:
+    return session.scalar(select(func.count()).select_from(Run).where(*where))
 
 
 @dataclass(frozen=True)

@@ -108,32 +108,91 @@ def test_cancel_of_a_running_run_asks_its_worker(factory):
         queue.request_cancel(session, run_id)
 
 
-def test_requeue_runs_again_and_the_new_attempt_replaces_the_old_curve(factory):
+def test_retry_puts_a_failed_run_back_as_new_and_the_new_attempt_has_only_its_own_curve(factory):
     [run_id] = enqueue(factory)
     claim(factory)
     with factory.begin() as session:
         queue.append_metrics(session, run_id, "w1", points(4))
-        queue.fail(session, run_id, "w1", "boom")
+        queue.fail(session, run_id, "w1", "boom", {"steps": 4}, log_tail="last words")
     with factory.begin() as session:
-        queue.requeue(session, run_id)
+        queue.retry(session, run_id)
         run = session.get(Run, run_id)
-        assert (run.status, run.error, run.worker_id) == (RunStatus.QUEUED, None, None)
-        assert len(queue.load_curves(session, run_id)["loss"].steps) == 4  # kept until it runs again
+        # Nothing of the failed attempt lingers beside "queued": no steps, loss, summary or error.
+        assert (run.status, run.error, run.worker_id, run.progress_step, run.latest, run.summary, run.log_tail) == (
+            RunStatus.QUEUED, None, None, None, None, None, None)
+        assert queue.load_curves(session, run_id) == {}
     assert claim(factory, "w2") == run_id
     with factory.begin() as session:
         run = session.get(Run, run_id)
         assert (run.attempts, run.worker_id, run.progress_step) == (2, "w2", None)
-        assert queue.load_curves(session, run_id) == {}
         queue.append_metrics(session, run_id, "w2", points(2))
+        assert len(queue.load_curves(session, run_id)["loss"].steps) == 2
 
 
-def test_requeue_refuses_queued_and_running_runs(factory):
-    queued, running = enqueue(factory, 2)
+def test_retry_refuses_succeeded_queued_and_running_runs(factory):
+    queued, running, succeeded = enqueue(factory, 3)
     with factory.begin() as session:
         session.execute(update(Run).where(Run.id == running).values(status=RunStatus.RUNNING, worker_id="w"))
-    for run_id, word in [(queued, "queued"), (running, "running"), (12345, "does not exist")]:
+        session.execute(update(Run).where(Run.id == succeeded).values(status=RunStatus.SUCCEEDED))
+    for run_id, word in [(queued, "queued"), (running, "running"), (succeeded, "succeeded"),
+                         (12345, "does not exist")]:
         with factory.begin() as session, pytest.raises(queue.TransitionError, match=word):
-            queue.requeue(session, run_id)
+            queue.retry(session, run_id)
+
+
+def test_run_again_makes_a_new_linked_run_and_leaves_the_finished_one_untouched(factory):
+    [run_id] = enqueue(factory)
+    claim(factory)
+    with factory.begin() as session:
+        queue.append_metrics(session, run_id, "w1", points(3))
+        queue.finish(session, run_id, "w1", {"steps": 3})
+    with factory.begin() as session:
+        again = queue.rerun(session, run_id)
+    with factory() as session:
+        original, new = session.get(Run, run_id), session.get(Run, again)
+        assert again > run_id and new.rerun_of == run_id
+        assert (new.status, new.config, new.group_name) == (RunStatus.QUEUED, original.config, original.group_name)
+        assert (original.status, original.summary) == (RunStatus.SUCCEEDED, {"steps": 3})
+        assert len(queue.load_curves(session, run_id)["loss"].steps) == 3
+    with factory.begin() as session, pytest.raises(queue.TransitionError, match="queued"):
+        queue.rerun(session, again)  # not finished yet
+    with factory.begin() as session, pytest.raises(queue.QueueFullError):
+        queue.rerun(session, run_id, max_queued=1)
+
+
+def test_run_ids_are_never_reused_after_a_delete(factory):
+    first, highest = enqueue(factory, 2)
+    with factory.begin() as session:
+        queue.delete_run(session, highest)
+    [new] = enqueue(factory)
+    assert new > highest > first
+
+
+def test_the_change_token_moves_with_every_change_but_not_with_heartbeats(factory):
+    def token():
+        with factory() as session:
+            return queue.change_token(session)
+
+    empty = token()
+    [run_id] = enqueue(factory)
+    queued = token()
+    claim(factory)
+    claimed = token()
+    with factory.begin() as session:
+        queue.heartbeat(session, run_id, "w1")
+    assert token() == claimed  # nothing a page shows changed
+    with factory.begin() as session:
+        queue.append_metrics(session, run_id, "w1", points(2))
+    recorded = token()
+    with factory.begin() as session:
+        queue.finish(session, run_id, "w1", {})
+    finished = token()
+    with factory.begin() as session:
+        queue.delete_run(session, run_id)
+    tokens = [empty, queued, claimed, recorded, finished, token()]
+    # A page compares with the token it saw last: each must differ from the one before.
+    assert all(before != after for before, after in zip(tokens, tokens[1:]))
+    assert len(set(tokens[:-1])) == 5
 
 
 def test_a_cancel_requested_while_a_worker_shuts_down_is_not_lost(factory):
@@ -152,8 +211,11 @@ def test_release_hands_a_run_back_to_the_queue(factory):
     [run_id] = enqueue(factory)
     claim(factory)
     with factory.begin() as session:
+        queue.append_metrics(session, run_id, "w1", points(3))
         queue.release(session, run_id, "w1")
-    assert status(factory, run_id) == RunStatus.QUEUED
+    with factory() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.progress_step, run.latest, run.started_at) == (RunStatus.QUEUED, None, None, None)
     assert claim(factory, "w2") == run_id
 
 
