@@ -9,8 +9,9 @@ workers.
 import streamlit as st
 
 from dashboard.settings import SettingsError
-from dashboard.state import PASSWORD_KEY, ensure_local_worker, settings
-from db.engine import masked_url
+from dashboard.state import PASSWORD_KEY, ensure_local_worker, sessions, settings
+from dashboard.ui import md_escape
+from db.engine import DatabaseUnavailable, masked_url
 
 st.set_page_config(page_title="Unroll", layout="wide")
 try:
@@ -18,7 +19,12 @@ try:
 except SettingsError as error:
     st.error(f"Unroll cannot start: {error}. Fix it in the environment or .streamlit/secrets.toml.")
     st.stop()
-ensure_local_worker()
+try:
+    sessions()  # opens (and migrates) the database once per server; a failure is retried on the next rerun
+    ensure_local_worker()
+except DatabaseUnavailable as error:
+    st.error(md_escape(f"Unroll {error}. Fix UNROLL_DB_URL in the environment or .streamlit/secrets.toml."))
+    st.stop()
 
 if current.readonly:
     st.info("This dashboard is read-only: you can look at every run and compare them, "

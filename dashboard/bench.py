@@ -100,8 +100,10 @@ def naive_compare_page(factory: sessionmaker[Session], run_ids: list[int]) -> in
 
 
 def runs_table(factory: sessionmaker[Session]) -> int:
+    """The Runs page's first page with the count of all runs, and the change token it polls."""
     with factory() as session:
-        return len(queries.run_rows(session, limit=1000))
+        queue.change_token(session)
+        return len(queries.run_page(session, {}, 0, 200).rows)
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, get_args
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import queue
-from db.models import Run, RunStatus
+from db.models import Run, RunStatus, utcnow
+from db.run_config import Cell, Mode, Task
 
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)  # statuses worth refreshing a view for
 POINT_COLUMNS = ["run_id", "metric", "step", "seconds", "wall", "value"]
@@ -34,6 +35,8 @@ class RunInfo:
     worker: Optional[str]
     progress_step: Optional[int]
     attempts: int
+    rerun_of: Optional[int] = None
+    log_tail: Optional[str] = None
 
     @property
     def label(self) -> str:
@@ -43,14 +46,7 @@ class RunInfo:
     def of(cls, run: Run) -> "RunInfo":
         return cls(run.id, run.name, run.group_name, run.status.value, dict(run.config or {}),
                    dict(run.summary or {}), run.started_at, run.finished_at, run.error, run.worker_id,
-                   run.progress_step, run.attempts)
-
-
-def final_figure(summary: dict[str, Any]) -> Optional[float]:
-    for key in ("test_accuracy", "test_mse"):
-        if summary.get(key) is not None:
-            return round(summary[key], 4)
-    return None
+                   run.progress_step, run.attempts, run.rerun_of, run.log_tail)
 
 
 def progress(run: Run) -> Optional[float]:
@@ -65,38 +61,88 @@ def progress(run: Run) -> Optional[float]:
     return min(1.0, (run.progress_step or 0) / max_steps)
 
 
-def run_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
-    """One dict per run, newest first, with the columns the Runs table shows."""
-    rows = []
-    for run in queue.list_runs(session, limit=limit):
-        config, latest = run.config or {}, run.latest or {}
-        age = queue.run_age(run)
-        rows.append({
-            "id": run.id, "name": run.name, "group": run.group_name, "status": run.status.value,
-            "task": config.get("task"), "cell": config.get("cell"), "mode": config.get("mode"),
-            "progress": progress(run), "steps": run.progress_step,
-            "ms/step": (run.summary or {}).get("median_step_ms"),
-            "elapsed s": None if age is None else round(age.total_seconds(), 1),
-            "loss": latest.get("loss"), "accuracy": latest.get("accuracy"),
-            "final": final_figure(run.summary or {}), "worker": run.worker_id,
-            "error": (run.error or "").split("\n", 1)[0] or None, "error_text": run.error,
-        })
-    return rows
+def _row(run: Run) -> dict[str, Any]:
+    """The Runs table's columns for one run; test accuracy and test MSE are different measures,
+    so they get a column each."""
+    config, latest, summary = run.config or {}, run.latest or {}, run.summary or {}
+    age = queue.run_age(run)
+    return {
+        "id": run.id, "name": run.name, "group": run.group_name, "status": run.status.value,
+        "task": config.get("task"), "cell": config.get("cell"), "mode": config.get("mode"),
+        "progress": progress(run), "steps": run.progress_step, "ms/step": summary.get("median_step_ms"),
+        "elapsed s": None if age is None else round(age.total_seconds(), 1),
+        "loss": latest.get("loss"), "accuracy": latest.get("accuracy"),
+        "test accuracy": summary.get("test_accuracy"), "test MSE": summary.get("test_mse"),
+        "worker": run.worker_id, "error": (run.error or "").split("\n", 1)[0] or None, "error_text": run.error,
+    }
 
 
-def filter_rows(rows: Sequence[dict[str, Any]], **chosen: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows whose column values are among the chosen ones (an empty choice keeps every row)."""
-    return [row for row in rows if all(not values or row.get(column) in values for column, values in chosen.items())]
+# Filterable columns: the runs' own columns, and config fields read from the stored JSON.
+FILTER_COLUMNS = {"status": Run.status, "group": Run.group_name}
+CONFIG_FILTERS = ("task", "cell", "mode")
+
+
+def _filter_clauses(filters: Mapping[str, Sequence[Any]]) -> list[Any]:
+    """SQL conditions for {column: chosen values} (an empty choice keeps every run)."""
+    clauses = []
+    for column, values in filters.items():
+        if not values:
+            continue
+        if column in FILTER_COLUMNS:
+            clauses.append(FILTER_COLUMNS[column].in_(list(values)))
+        elif column in CONFIG_FILTERS:
+            clauses.append(Run.config[column].as_string().in_(list(values)))
+        else:
+            raise ValueError(f"cannot filter on {column!r}; filters are {', '.join([*FILTER_COLUMNS, *CONFIG_FILTERS])}")
+    return clauses
+
+
+@dataclass(frozen=True)
+class RunPage:
+    rows: list[dict[str, Any]]
+    total: int  # runs matching the filters, on every page
+    offset: int
+
+
+def run_page(session: Session, filters: Mapping[str, Sequence[Any]], offset: int = 0,
+             limit: int = 200) -> RunPage:
+    """One page of the Runs table, newest first, filtered in the database (any number of runs)."""
+    where = _filter_clauses(filters)
+    total = queue.count_runs(session, where)
+    offset = max(0, min(offset, max(0, total - 1) // limit * limit))  # a page past the end shows the last
+    return RunPage([_row(run) for run in queue.list_runs(session, limit, offset, where)], total, offset)
+
+
+def filter_options(session: Session) -> dict[str, list[Any]]:
+    """The values each filter offers: statuses and config choices from the schema, groups as stored."""
+    groups = session.scalars(select(Run.group_name).where(Run.group_name.is_not(None)).distinct()).all()
+    return {"status": [status.value for status in RunStatus], "group": sorted(groups),
+            "task": list(get_args(Task)), "cell": list(get_args(Cell)), "mode": list(get_args(Mode))}
+
+
+def run_labels(session: Session, limit: int = 1000, include: Sequence[int] = ()) -> list[tuple[int, str]]:
+    """(id, "#id name") of the newest `limit` runs and of the runs in `include`, newest first."""
+    newest = session.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit)).all()
+    extra = session.execute(select(Run.id, Run.name).where(Run.id.in_(list(include)))).all() if include else []
+    found = {run_id: f"#{run_id} {name}" for run_id, name in [*newest, *extra]}
+    return sorted(found.items(), reverse=True)
+
+
+SILENT_AFTER = timedelta(seconds=10)  # five missed heartbeats at the default rate: worth a warning
 
 
 def worker_health(session: Session, within: timedelta) -> dict[str, Any]:
-    """Live workers and whether queued runs are waiting with nobody to run them."""
+    """Live workers, whether queued runs wait with nobody to run them, and running runs whose
+    worker has gone silent (they are failed once they pass the staleness limit)."""
     workers = queue.live_workers(session, within)
     waiting = queue.count_queued(session)
-    running = session.scalar(select(Run.id).where(Run.status == RunStatus.RUNNING).limit(1)) is not None
+    now = utcnow()
+    silent = session.execute(select(Run.id, Run.heartbeat_at).where(
+        Run.status == RunStatus.RUNNING, Run.heartbeat_at < now - SILENT_AFTER).order_by(Run.id)).all()
     return {"workers": [{"id": w.id, "host": w.host, "pid": w.pid, "last heartbeat": w.heartbeat_at,
                          "run": w.current_run_id} for w in workers],
-            "queued": waiting, "active": waiting > 0 or running, "stranded": waiting > 0 and not workers}
+            "queued": waiting, "stranded": waiting > 0 and not workers,
+            "silent": [(run_id, (now - beat).total_seconds()) for run_id, beat in silent]}
 
 
 def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:

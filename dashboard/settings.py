@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from db.engine import DEFAULT_DB_URL
+from db.queue import STALE_AFTER_SECONDS
 
 DEFAULT_MAX_QUEUED = 500
 TRUE = {"1", "true", "yes", "on"}
@@ -35,6 +36,7 @@ class Settings:
     worker_autostart: bool = True
     max_queued: int = DEFAULT_MAX_QUEUED
     max_steps: Optional[int] = None
+    stale_after: float = STALE_AFTER_SECONDS
 
     def check_write(self, password: Optional[str]) -> None:
         """Refuse any change in read-only mode, or without the launch password when one is set."""
@@ -74,6 +76,16 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 1.0 <= number <= 86_400.0:
+        raise SettingsError(f"{name} must be a number of seconds from 1 to 86400, not {value!r}")
+    return number
+
+
 def _text(_name: str, value: str) -> Optional[str]:
     return value or None
 
@@ -86,6 +98,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "UNROLL_WORKER": ("worker_autostart", _flag),
     "UNROLL_MAX_QUEUED": ("max_queued", _positive_int),
     "UNROLL_MAX_STEPS": ("max_steps", _positive_int),
+    "UNROLL_STALE_AFTER": ("stale_after", _seconds),
 }
 
 

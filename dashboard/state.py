@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Optional
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import local_worker, queries
 from dashboard.settings import Settings, resolve
-from db.engine import make_engine, session_factory
+from db import queue
+from db.engine import connect_or_explain, session_factory
 
 PASSWORD_KEY = "launch_password"
+REFRESH_SECONDS = 2  # how often a live view polls the store's change token
+log = logging.getLogger("unroll.dashboard")
 
 
 def _secrets() -> dict[str, Any]:
@@ -41,7 +49,7 @@ def check_write() -> None:
 @st.cache_resource(show_spinner=False)
 def _sessions_for(url: str) -> sessionmaker[Session]:
     """One engine and session factory per database URL for the whole server (thread-safe, pooled)."""
-    return session_factory(make_engine(url))
+    return session_factory(connect_or_explain(url))  # DatabaseUnavailable: one sentence
 
 
 def sessions() -> sessionmaker[Session]:
@@ -59,14 +67,60 @@ def ensure_local_worker() -> None:
     (a read-only host shows runs; it does not train them)."""
     current = settings()
     if current.starts_worker:
-        _local_worker(current.db_url).ensure(_sessions_for(current.db_url), current.db_url)
+        _local_worker(current.db_url).ensure(_sessions_for(current.db_url), current.db_url, current.stale_after)
 
 
-# --- cached reads (plain arguments only; never a widget inside) -------------------------
+def local_worker_state() -> Optional[local_worker.WorkerState]:
+    """The local worker's state for the pages, or None when this dashboard starts none."""
+    current = settings()
+    if not current.starts_worker:
+        return None
+    return _local_worker(current.db_url).state(_sessions_for(current.db_url))
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def _run_infos(url: str, run_ids: tuple[int, ...]) -> list[queries.RunInfo]:
+class _Reaper:
+    """Fails runs whose worker went silent, at most once a second per server process: a
+    SIGKILLed worker's run must turn "worker lost" even when no other worker is alive."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    def reap(self, factory: sessionmaker[Session], stale_after: float) -> None:
+        with self._lock:
+            if time.monotonic() - self._last < 1.0:
+                return
+            self._last = time.monotonic()
+        try:
+            with factory.begin() as session:
+                queue.reap(session, timedelta(seconds=stale_after))
+        except SQLAlchemyError as error:  # a busy or unreachable database: the next tick tries again
+            log.warning("reaping stale runs failed: %s", error)
+
+
+@st.cache_resource(show_spinner=False)
+def _reaper(url: str) -> _Reaper:
+    return _Reaper()
+
+
+def watch() -> tuple[int, int, int]:
+    """Every live view's tick: keep the local worker alive, fail runs whose worker went silent,
+    and return the store's change token. Pages read through caches keyed by the token, so a
+    tick where nothing changed costs one aggregate query and redraws nothing new."""
+    current = settings()
+    factory = _sessions_for(current.db_url)
+    ensure_local_worker()
+    if not current.readonly:  # a read-only dashboard writes nothing, housekeeping included
+        _reaper(current.db_url).reap(factory, current.stale_after)
+    with factory() as session:
+        return queue.change_token(session)
+
+
+# --- cached reads, keyed by the change token (plain arguments only; never a widget inside) --
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _run_infos(url: str, run_ids: tuple[int, ...], token: tuple) -> list[queries.RunInfo]:
     with _sessions_for(url)() as session:
         return queries.run_infos(session, run_ids)
 
@@ -78,8 +132,9 @@ def _points(url: str, run_id: int, started_at, version: tuple) -> pd.DataFrame:
         return queries.points_frame(session, run_id, started_at)
 
 
-def run_infos(run_ids) -> list[queries.RunInfo]:
-    return _run_infos(database_url(), tuple(int(run_id) for run_id in run_ids))
+def run_infos(run_ids, token: tuple) -> list[queries.RunInfo]:
+    """The runs with these ids, in that order (ids that do not exist are left out)."""
+    return _run_infos(database_url(), tuple(int(run_id) for run_id in run_ids), token)
 
 
 def points_for(runs) -> pd.DataFrame:
@@ -89,12 +144,42 @@ def points_for(runs) -> pd.DataFrame:
                                   for run in runs])
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def _run_choices(url: str) -> list[tuple[int, str]]:
+@st.cache_data(show_spinner=False, max_entries=50)
+def _run_choices(url: str, token: tuple, include: tuple[int, ...]) -> list[tuple[int, str]]:
     with _sessions_for(url)() as session:
-        return [(row["id"], f"#{row['id']} {row['name']}") for row in queries.run_rows(session)]
+        return queries.run_labels(session, include=include)
 
 
-def run_choices() -> list[tuple[int, str]]:
-    """(id, label) of every run, newest first, for pickers."""
-    return _run_choices(database_url())
+def run_choices(token: tuple, include=()) -> list[tuple[int, str]]:
+    """(id, label) of the newest runs for pickers, plus the runs of `include` (ids from a link),
+    however old: a picker must never make an existing run unreachable."""
+    return _run_choices(database_url(), token, tuple(sorted({int(run_id) for run_id in include})))
+
+
+@st.cache_data(show_spinner=False, max_entries=100)
+def _run_page(url: str, token: tuple, filters: tuple, offset: int, limit: int):
+    with _sessions_for(url)() as session:
+        return queries.run_page(session, dict(filters), offset, limit)
+
+
+def run_page(token: tuple, filters: dict, offset: int, limit: int) -> queries.RunPage:
+    """One page of the Runs table under the filters, with the count of every matching run."""
+    frozen = tuple(sorted((key, tuple(values)) for key, values in filters.items() if values))
+    return _run_page(database_url(), token, frozen, offset, limit)
+
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def _filter_options(url: str, token: tuple) -> dict[str, list]:
+    with _sessions_for(url)() as session:
+        return queries.filter_options(session)
+
+
+def filter_options(token: tuple) -> dict[str, list]:
+    return _filter_options(database_url(), token)
+
+
+def worker_health():
+    """Live workers and stranded runs: read on every tick (heartbeat ages must move)."""
+    current = settings()
+    with _sessions_for(current.db_url)() as session:
+        return queries.worker_health(session, local_worker.LIVE_WITHIN)

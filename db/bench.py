@@ -23,7 +23,8 @@ from typing import Optional
 from sqlalchemy import create_engine, text
 
 from db import queue
-from db.engine import make_engine, masked_url, session_factory
+from db.engine import (DatabaseUnavailable, connect_or_explain, make_engine, masked_url, report_database_error,
+                       session_factory)
 
 CONFIG = {"name": "bench", "max_steps": 1}
 
@@ -52,7 +53,7 @@ def claim_until_empty(url: str, worker_id: str, start, results) -> None:
 
 def measure(url: str, claimers: int, runs: int) -> dict:
     """Fill the queue, race `claimers` processes through it, return latency figures."""
-    factory = session_factory(make_engine(url))
+    factory = session_factory(connect_or_explain(url))
     with factory.begin() as session:
         queue.enqueue_many(session, [CONFIG] * runs)
     context = multiprocessing.get_context("spawn")
@@ -92,11 +93,23 @@ def _fresh_postgres_schema(url: str) -> tuple[str, callable]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m db.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m db.bench", description=__doc__.split("\n\n")[0],
+                                     epilog="Exit status: 2 when the database cannot be opened (one line says why; "
+                                            "--verbose adds the traceback).")
     parser.add_argument("--db", help="a PostgreSQL URL (a schema is made and dropped) or nothing for SQLite")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
     parser.add_argument("--claimers", type=int, default=4)
     parser.add_argument("--runs", type=int, default=400)
     args = parser.parse_args(argv)
+    try:
+        return _bench(args)
+    except DatabaseUnavailable as error:
+        return report_database_error(error, parser.prog, args.verbose)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.db:  # connect before making a schema there: a bad URL is one line, not a traceback
+        connect_or_explain(args.db, migrate=False).dispose()
     cleanup = None
     with tempfile.TemporaryDirectory() as folder:
         if args.db and args.db.startswith("postgresql"):

@@ -43,6 +43,8 @@ from db.models import FINISHED_STATUSES, MetricPoint, Run, RunStatus, Worker, ut
 from db.run_config import RunConfig, config_to_json, validate_config
 
 WORKER_LOST = "worker lost"
+# How long a running run may go without a heartbeat before any worker or dashboard fails it.
+STALE_AFTER_SECONDS = 30.0
 
 
 class TransitionError(RuntimeError):

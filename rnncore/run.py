@@ -19,7 +19,7 @@ import time
 import typing
 from typing import Any, Optional
 
-from db.engine import masked_url
+from db.engine import DatabaseUnavailable, connect_or_explain, masked_url, report_database_error
 from db.run_config import ConfigError, RunConfig, validate_config
 from rnncore.presets import PRESETS
 
@@ -39,10 +39,14 @@ def _option_type(annotation) -> tuple[Any, tuple]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rnncore.run", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     epilog="Exit status: 0 when every run succeeded, 1 when one did not, 2 when "
+                                            "options are refused or the --db database cannot be opened (one line "
+                                            "says why; --verbose adds the traceback).")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="run every config of a preset")
     parser.add_argument("--db", metavar="URL", help="store the runs in this database (queued, then run here)")
     parser.add_argument("--json", action="store_true", help="print each summary as JSON")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
     fields = parser.add_argument_group("run config (see db/run_config.py)")
     for name, info in RunConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -161,6 +165,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"{field}: {message}", file=sys.stderr)
         return 2
     if args.db:
+        try:  # open (and migrate) it before any training: a bad URL is one line, not a traceback
+            connect_or_explain(args.db).dispose()
+        except DatabaseUnavailable as error:
+            return report_database_error(error, parser.prog, args.verbose)
         outcomes = run_stored(configs, args.db, args.preset, args.json)
     else:
         outcomes = [run_here(config, args.json) for config in configs]

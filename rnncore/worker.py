@@ -2,9 +2,10 @@
 
     python -m rnncore.worker [--db URL] [--once] [--max-runs N]
 
-Any number of workers, on any number of machines, can share one database. Each loop:
-reap runs whose worker stopped heart-beating, claim the oldest queued run, train it,
-and finish, fail or cancel it. Training never waits on the database: a recorder thread
+Any number of workers, on any number of machines, can share one database. Each loop
+claims the oldest queued run, trains it, and finishes, fails or cancels it. Every
+heartbeat also reaps runs whose worker stopped heart-beating, so a lost run is failed on
+time even while every live worker is busy on a long run. Training never waits on the database: a recorder thread
 takes the points the training loop hands it, writes them in batches, heart-beats, and
 polls for a cancel request, so a cancel is seen within about a second.
 
@@ -24,6 +25,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from datetime import timedelta
 from typing import Callable, Optional
 
@@ -38,7 +40,7 @@ from db.run_config import ConfigError, validate_config
 log = logging.getLogger("unroll.worker")
 
 HEARTBEAT_SECONDS = 2.0
-STALE_AFTER_SECONDS = 30.0
+STALE_AFTER_SECONDS = queue.STALE_AFTER_SECONDS
 FLUSH_SECONDS = 0.5
 POLL_SECONDS = 1.0
 SHUTDOWN = "worker shutdown"
@@ -46,6 +48,23 @@ CANCELLED = "cancelled"
 RUN_LOST = "run taken away"  # reaped or deleted while we trained it
 SETTLE_ATTEMPTS = 5
 FINAL_FLUSH_ATTEMPTS = 5
+LOG_TAIL_LINES = 40
+
+
+class LogTail(logging.Handler):
+    """The last lines logged in this process while one run trains, stored with the run if it
+    fails: the worker's log file is on its own machine, the run's page may be anywhere."""
+
+    def __init__(self, lines: int = LOG_TAIL_LINES):
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=lines)
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def text(self) -> Optional[str]:
+        return "\n".join(self.lines) or None
 
 
 class RunRecorder:
@@ -179,8 +198,15 @@ class Worker:
             try:
                 with self.factory.begin() as session:
                     queue.worker_heartbeat(session, self.id, self.current_run)
+                self.reap()
             except SQLAlchemyError as error:
                 log.warning("worker %s: heartbeat failed: %s", self.id, error)
+
+    def reap(self) -> None:
+        """Fail the runs of workers that stopped heart-beating (safe while others reap too)."""
+        with self.factory.begin() as session:
+            for run_id in queue.reap(session, self.stale_after):
+                log.warning("run %s failed: its worker stopped heart-beating", run_id)
 
     def register(self) -> None:
         """Announce this worker and keep its heartbeat going in the background."""
@@ -220,9 +246,7 @@ class Worker:
         return executed
 
     def _reap_and_claim(self) -> Optional[Run]:
-        with self.factory.begin() as session:
-            for run_id in queue.reap(session, self.stale_after):
-                log.warning("run %s failed: its worker stopped heart-beating", run_id)
+        self.reap()
         with self.factory.begin() as session:
             return queue.claim_next(session, self.id)
 
@@ -233,11 +257,14 @@ class Worker:
         self.current_run = run.id
         log.info("run %s (%s): started", run.id, run.name)
         recorder = RunRecorder(self.factory, run.id, self.id, self.heartbeat_seconds).start()
+        tail = LogTail()
+        logging.getLogger().addHandler(tail)
         try:
             outcome = self._train(run, recorder)
         finally:
             recorder.close()
-        self._settle(run.id, recorder, *outcome)
+            logging.getLogger().removeHandler(tail)
+        self._settle(run.id, recorder, *outcome, log_tail=tail.text())
         self.current_run = None
         return outcome[0]
 
@@ -273,7 +300,7 @@ class Worker:
             return "failed", None, _describe_error(error)
 
     def _settle(self, run_id: int, recorder: RunRecorder, outcome: str, summary: Optional[dict],
-                error: Optional[str]) -> None:
+                error: Optional[str], log_tail: Optional[str] = None) -> None:
         if outcome == "lost" or recorder.lost.is_set():
             log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
             return
@@ -283,7 +310,7 @@ class Worker:
                     if outcome == "succeeded":
                         queue.finish(session, run_id, self.id, summary)
                     elif outcome == "failed":
-                        queue.fail(session, run_id, self.id, error, summary)
+                        queue.fail(session, run_id, self.id, error, summary, log_tail)
                     elif outcome == "cancelled":
                         queue.mark_cancelled(session, run_id, self.id, summary)
                     else:
@@ -305,8 +332,11 @@ def _describe_error(error: BaseException) -> str:
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rnncore.worker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rnncore.worker", description=__doc__.split("\n\n")[0],
+                                     epilog="Exit status: 0 when done, 2 when the options are refused or the database "
+                                            "cannot be opened (one line says why; --verbose adds the traceback).")
     parser.add_argument("--db", help="SQLAlchemy URL (default: UNROLL_DB_URL, else sqlite:///unroll.db)")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
     parser.add_argument("--once", action="store_true", help="exit when the queue is empty instead of waiting")
     parser.add_argument("--max-runs", type=int, metavar="N", help="exit after executing N runs")
     parser.add_argument("--stale-after", type=float, default=STALE_AFTER_SECONDS, metavar="SECONDS",
@@ -327,8 +357,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    from db.engine import DatabaseUnavailable, connect_or_explain, report_database_error
+
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:  # open (and migrate) the database first: a bad URL is one line, not a traceback
+        connect_or_explain(args.db).dispose()
+    except DatabaseUnavailable as error:
+        return report_database_error(error, "python -m rnncore.worker", args.verbose)
     worker = Worker(args.db, stale_after=args.stale_after, heartbeat_seconds=args.heartbeat,
                     poll_seconds=args.poll, parent_pid=args.parent_pid)
     worker.install_signal_handlers()

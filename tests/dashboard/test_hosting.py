@@ -3,14 +3,13 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from dashboard import launching
+from dashboard import actions, launching
 from dashboard.settings import NotAllowed, Settings, SettingsError, resolve
 from db import queue
 from db.models import Run, RunStatus
-from db.run_config import ConfigError
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 SUBMIT = "queue_runs"
@@ -88,7 +87,7 @@ def test_read_only_hides_launching_and_actions_and_says_so(app_factory, seed, op
     assert "read-only" in at.info[0].value
     assert at.dataframe[0].value["name"].tolist() == ["visible"]
     keys = {button.key for button in at.button}
-    assert "compare_selected" in keys and not keys & {"cancel_runs", "requeue_runs", "delete_runs"}
+    assert "compare_selected" in keys and not keys & {"cancel_runs", "rerun_runs", "retry_runs", "delete_runs"}
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         open_page("launch")  # the server does not serve the page at all
 
@@ -128,12 +127,16 @@ def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeyp
     monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
     at = open_page()
     at.session_state["runs_selected"] = [run_id]
-    at.button(key="requeue_runs").click().run()
-    assert "password" in shown(at.error[0]) and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
+    at.button(key="rerun_runs").click().run()
+    assert "password" in shown(at.error[0]) and runs_in(app_factory) == 1
+    at.session_state["runs_selected"] = [run_id]
+    at.button(key="delete_runs").click().run()
+    at.button(key="confirm_delete_yes").click().run()
+    assert "password" in shown(at.error[0]) and runs_in(app_factory) == 1
     at.text_input(key="launch_password").set_value("s3cret").run()
     at.session_state["runs_selected"] = [run_id]
-    at.button(key="requeue_runs").click().run()
-    assert status_of(app_factory, run_id) == RunStatus.QUEUED
+    at.button(key="rerun_runs").click().run()
+    assert runs_in(app_factory) == 2 and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
 
 
 def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch, shown):
@@ -155,12 +158,30 @@ def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypa
     assert "Database: postgresql+psycopg://postgres:***@127.0.0.1" in shown and "hunter2" not in shown
 
 
-def test_requeue_keeps_within_the_queue_and_step_limits(app_factory, seed):
+def test_run_again_and_retry_keep_within_the_queue_and_step_limits(app_factory, seed):
     first, second = seed("first", steps=50), seed("second", steps=50)
     with app_factory.begin() as session:
-        launching.requeue(session, first, Settings(max_queued=1))
-    with app_factory.begin() as session, pytest.raises(queue.QueueFullError, match="limit"):
-        launching.requeue(session, second, Settings(max_queued=1))
-    with app_factory.begin() as session, pytest.raises(ConfigError, match="at most 10 steps"):
-        launching.requeue(session, second, Settings(max_steps=10))
-    assert status_of(app_factory, second) == RunStatus.SUCCEEDED
+        session.execute(update(Run).where(Run.id == second).values(status=RunStatus.FAILED))
+
+    def apply(key, run_id, settings):
+        [(kind, message)] = actions.apply(key, [run_id], app_factory, settings, None)
+        return kind, message
+
+    assert apply("rerun", first, Settings(max_queued=1))[0] == "success"
+    assert apply("rerun", first, Settings(max_queued=1)) == (
+        "error", f"the queue already holds 1 runs, its limit: run {first} was not run again")
+    assert "limit" in apply("retry", second, Settings(max_queued=1))[1]
+    kind, message = apply("retry", second, Settings(max_steps=10))
+    assert kind == "error" and "at most 10 steps" in message
+    assert status_of(app_factory, second) == RunStatus.FAILED and runs_in(app_factory) == 3
+
+
+def test_a_database_that_cannot_be_opened_is_one_sentence_on_the_page(tmp_path, open_page, monkeypatch, shown):
+    (tmp_path / "folder.db").mkdir()
+    url = f"sqlite:///{tmp_path / 'folder.db'}"
+    monkeypatch.setenv("UNROLL_DB_URL", url)
+    at = open_page()
+    assert not at.exception
+    [error] = at.error
+    assert shown(error) == (f"Unroll cannot open the database at {url}: the path is a folder, not a SQLite file. "
+                            "Fix UNROLL_DB_URL in the environment or .streamlit/secrets.toml.")

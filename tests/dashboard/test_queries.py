@@ -17,15 +17,20 @@ def test_rows_progress_filters_and_health(factory):
         queue.claim_next(session, "w")
         queue.append_metrics(session, running, "w", [queue.Point("loss", 10, 0.5, 0.5)])
     with factory() as session:
-        rows = queries.run_rows(session)
+        rows = queries.run_page(session, {}).rows
         health = queries.worker_health(session, timedelta(seconds=15))
+        running_or_queued = queries.run_page(session, {"status": ["running", "queued"], "cell": []})
+        gru = queries.run_page(session, {"cell": ["gru"]})
+        page_two = queries.run_page(session, {"group": ["g"]}, offset=2, limit=2)
+        labels = queries.run_labels(session, limit=1, include=[done])
     assert [row["id"] for row in rows] == [waiting, running, done]
     assert [row["progress"] for row in rows] == [None, 0.25, 1.0]
-    assert rows[2]["final"] == 0.9123 and rows[1]["loss"] == 0.5
-    assert [row["name"] for row in queries.filter_rows(rows, status=["running", "queued"], cell=[])] == [
-        "waiting", "running"]
-    assert [row["name"] for row in queries.filter_rows(rows, cell=["gru"])] == ["done"]
-    assert health["active"] and health["stranded"] and health["queued"] == 1
+    assert rows[2]["test accuracy"] == 0.91234 and rows[2]["test MSE"] is None and rows[1]["loss"] == 0.5
+    assert [row["name"] for row in running_or_queued.rows] == ["waiting", "running"] and running_or_queued.total == 2
+    assert [row["name"] for row in gru.rows] == ["done"]  # a config field, filtered in SQL on both databases
+    assert ([row["name"] for row in page_two.rows], page_two.total, page_two.offset) == (["done"], 3, 2)
+    assert labels == [(waiting, f"#{waiting} waiting"), (done, f"#{done} done")]
+    assert health["stranded"] and health["queued"] == 1 and health["silent"] == []
 
 
 def test_run_infos_and_points(factory):

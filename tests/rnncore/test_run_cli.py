@@ -51,3 +51,15 @@ def test_a_run_with_db_is_stored_like_a_queued_one(sqlite_url):
         assert (run.name, run.status) == ("from cli", RunStatus.SUCCEEDED)
         assert queue.load_curves(session, run.id)["loss"].steps == list(range(1, 9))
         assert queue.live_workers(session, within=timedelta(minutes=1)) == []
+
+
+def test_a_db_that_cannot_be_opened_is_one_line_and_verbose_adds_the_traceback(tmp_path):
+    (tmp_path / "corrupt.db").write_bytes(b"not SQLite at all " * 300)
+    url = f"sqlite:///{tmp_path / 'corrupt.db'}"
+    result = cli("--db", url, "--max-steps", "1", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"python -m rnncore.run: error: cannot open the database at {url}: "
+                                     "the file is not a SQLite database (corrupt, or another kind of file)")
+    verbose = cli("--db", url, "--max-steps", "1", "--verbose", timeout=120)
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr and "file is not a database" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip()

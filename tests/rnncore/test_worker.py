@@ -97,6 +97,7 @@ def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(fact
 
     failed = run_row(factory, too_big)
     assert failed.status == RunStatus.FAILED and "batch_size 65536 is larger than the training set" in failed.error
+    assert f"run {too_big} failed" in failed.log_tail  # the worker's log lines travel with the run
     diverged = run_row(factory, diverging)
     assert diverged.status == RunStatus.FAILED and diverged.error == "diverged at step 1: the loss is not finite"
     with factory() as session:
@@ -145,3 +146,35 @@ def test_a_killed_worker_is_reaped_and_its_points_are_kept(factory, start_worker
     assert reaped.status == RunStatus.FAILED and reaped.error.startswith(queue.WORKER_LOST)
     with factory() as session:
         assert len(queue.load_curves(session, run_id)["loss"].steps) == written
+
+
+def test_a_killed_workers_run_is_failed_on_time_while_the_other_worker_is_busy(factory, start_worker):
+    """Reaping rides on the heartbeat: a busy worker never goes back to its claim loop, yet it
+    must fail a lost run within stale-after plus a few seconds."""
+    busy_run = enqueue(factory, **ENDLESS)
+    start_worker("--heartbeat", "0.5", "--stale-after", "3")
+    wait_for(lambda: (run_row(factory, busy_run).progress_step or 0) >= 3)
+    lost_run = enqueue(factory, **ENDLESS)
+    victim = start_worker("--heartbeat", "0.5", "--stale-after", "3")
+    wait_for(lambda: (run_row(factory, lost_run).progress_step or 0) >= 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    killed = time.monotonic()
+    wait_for(lambda: run_row(factory, lost_run).status == RunStatus.FAILED, timeout=30)
+    assert time.monotonic() - killed < 3 + 5
+    assert run_row(factory, lost_run).error.startswith(queue.WORKER_LOST)
+    assert run_row(factory, busy_run).status == RunStatus.RUNNING  # still busy: it reaped from its heartbeat
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_and_verbose_adds_the_traceback(tmp_path):
+    """Checked before TensorFlow is imported, so this is quick despite the module's slow mark."""
+    url = "postgresql+psycopg://bob:s3cret@127.0.0.1:1/unroll"  # nothing listens on port 1
+    command = [sys.executable, "-m", "rnncore.worker", "--db", url, "--once"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert result.stderr.strip() == (
+        "python -m rnncore.worker: error: cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/unroll: "
+        "nothing accepts connections at that host and port (is the server running?)")
+    verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr and "Connection refused" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip() and "s3cret" not in verbose.stderr

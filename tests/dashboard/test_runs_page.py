@@ -1,0 +1,122 @@
+"""The Runs page through Streamlit's AppTest, on a real SQLite file: what it lists, how it
+pages and filters thousands of runs, what it says about workers, and the run actions."""
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from db import queue
+from db.models import Run, RunStatus, utcnow
+
+
+def stored_runs(factory):
+    with factory() as session:
+        return session.scalars(select(Run).order_by(Run.id)).all()
+
+
+def select_rows(at, rows):
+    """Select table rows as a click would (the table's key changes with its rows)."""
+    at.session_state[at.session_state["runs_table_key"]] = {"selection": {"rows": rows, "columns": []}}
+    at.run()
+
+
+def test_the_runs_page_lists_runs_and_warns_when_no_worker_is_alive(app_factory, open_page):
+    with app_factory.begin() as session:
+        queue.enqueue(session, {"name": "waiting <b>bold</b>", "max_steps": 3})
+    at = open_page()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["waiting <b>bold</b>"] and list(table["status"]) == ["queued"]
+    assert "no worker is alive" in at.warning[0].value
+
+
+def test_the_runs_page_filters_and_shows_progress_errors_and_each_test_figure_apart(app_factory, open_page, seed):
+    finished = seed("done", steps=20, cell="gru")
+    series = seed("series", steps=20, task="series")
+    with app_factory.begin() as session:
+        failing = queue.enqueue(session, {"name": "broken", "max_steps": 40})
+        queue.claim_next(session, "w")
+        queue.append_metrics(session, failing, "w", [queue.Point("loss", 10, 0.1, 1.0)])
+        queue.fail(session, failing, "w", "Traceback\nValueError: out of memory")
+    at = open_page()
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [failing, series, finished]
+    assert list(table["progress"]) == [0.25, 1.0, 1.0] and table["error"][0] == "Traceback"
+    # Accuracy and MSE are different measures: never one "final" column.
+    assert list(table["test accuracy"].isna()) == [True, True, False] and table["test accuracy"][2] == 0.93
+    assert table["test MSE"][1] == 0.04 and "final" not in table
+    select_rows(at, [0])
+    assert "ValueError: out of memory" in at.code[0].value
+    at.multiselect(key="filter_status").set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["id"]) == [failing]
+    assert "ValueError: out of memory" in at.code[0].value  # the selection survives the new rows
+    at.multiselect(key="filter_cell").set_value(["gru"]).run()
+    assert "No runs match" in at.info[0].value
+    at.multiselect(key="filter_status").set_value([]).run()
+    at.multiselect(key="filter_task").set_value(["mnist"]).run()
+    assert list(at.dataframe[0].value["id"]) == [finished]
+
+
+def test_two_thousand_runs_are_all_reachable_page_by_page(app_factory, open_page):
+    with app_factory.begin() as session:
+        ids = queue.enqueue_many(session, [{"name": f"r{i}", "max_steps": 1, "cell": "gru" if i % 2 else "lstm"}
+                                           for i in range(2000)])
+    at = open_page()
+    assert not at.exception
+    assert any(caption.value.startswith("Runs 1–200 of 2,000,") for caption in at.caption)
+    assert list(at.dataframe[0].value["id"])[:2] == [ids[-1], ids[-2]]
+    at.number_input(key="runs_page").set_value(10).run()
+    assert at.dataframe[0].value["id"].iloc[-1] == ids[0]  # the oldest run is on the last page
+    at.multiselect(key="filter_cell").set_value(["gru"]).run()  # filtered in the database, counted in full
+    assert any("of 1,000 matching" in caption.value for caption in at.caption)
+    assert at.session_state["runs_page"] == 5  # page 10 no longer exists: the last one is shown
+
+
+def test_a_run_whose_worker_went_silent_is_failed_by_the_dashboard_itself(app_factory, open_page, monkeypatch):
+    """No worker is alive to reap it: whoever watches must, or it shows "running" forever."""
+    monkeypatch.setenv("UNROLL_STALE_AFTER", "20")
+    with app_factory.begin() as session:
+        lost, quiet = queue.enqueue_many(session, [{"name": "lost", "max_steps": 9}, {"name": "quiet", "max_steps": 9}])
+        queue.claim_next(session, "killed")
+        queue.claim_next(session, "slow")
+        session.execute(update(Run).where(Run.id == lost).values(heartbeat_at=utcnow() - timedelta(seconds=25)))
+        session.execute(update(Run).where(Run.id == quiet).values(heartbeat_at=utcnow() - timedelta(seconds=12)))
+    at = open_page()
+    assert not at.exception
+    statuses = dict(zip(at.dataframe[0].value["id"], at.dataframe[0].value["status"]))
+    assert statuses == {lost: "failed", quiet: "running"}
+    assert stored_runs(app_factory)[0].error.startswith(queue.WORKER_LOST)
+    assert any(f"Run {quiet} has sent no heartbeat for 12 s" in warning.value for warning in at.warning)
+
+
+def test_actions_cancel_run_again_retry_and_delete_with_confirmations(app_factory, open_page, seed, shown):
+    done = seed("done")
+    with app_factory.begin() as session:
+        first, second = queue.enqueue_many(session, [{"name": "a", "max_steps": 3}, {"name": "b", "max_steps": 3}])
+    at = open_page()
+    select_rows(at, [0, 1])  # newest first: b, a
+    at.button(key="cancel_runs").click().run()
+    assert not at.exception and len(at.success) == 2
+    assert [run.status for run in stored_runs(app_factory)] == [RunStatus.SUCCEEDED] + [RunStatus.CANCELLED] * 2
+
+    select_rows(at, [1])  # a
+    at.button(key="retry_runs").click().run()
+    assert "deleted and they run again" in at.warning[-1].value
+    assert stored_runs(app_factory)[1].status == RunStatus.CANCELLED  # nothing before the yes
+    at.button(key="confirm_retry_yes").click().run()
+    assert stored_runs(app_factory)[1].status == RunStatus.QUEUED
+
+    select_rows(at, [2])  # the succeeded run: retry refuses, run again makes a new run
+    at.button(key="retry_runs").click().run()
+    at.button(key="confirm_retry_yes").click().run()
+    assert f"cannot retry: run {done} is succeeded" in shown(at.error[0])
+    at.button(key="rerun_runs").click().run()
+    runs = stored_runs(app_factory)
+    assert (runs[-1].rerun_of, runs[-1].status, runs[0].status) == (done, RunStatus.QUEUED, RunStatus.SUCCEEDED)
+    assert f"queued again as run {runs[-1].id}" in at.success[0].value
+
+    select_rows(at, [1])  # b (the new run is row 0)
+    at.button(key="delete_runs").click().run()
+    assert "cannot be undone" in at.warning[-1].value and len(stored_runs(app_factory)) == 4
+    at.button(key="confirm_delete_yes").click().run()
+    assert second not in [run.id for run in stored_runs(app_factory)]
