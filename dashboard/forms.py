@@ -2,19 +2,63 @@
 
 Each RunConfig field becomes one widget description: a choice for a Literal, a checkbox
 for a bool, a number box (empty allowed for optional fields) for numbers, a text box
-for the name. The page draws them; `parse_form` turns the values back into a validated
-config or a field -> message map for the page to show beside each widget.
+for the name. The page draws them in GROUPS, only the fields that apply to the values
+chosen so far (`applicable_fields`); `parse_form` turns the values back into a validated
+config or a field -> message map, and `error_text` words a message with the field's label.
 """
 
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from annotated_types import Ge, Gt, Le, Lt
 
 from db.run_config import ConfigError, RunConfig, validate_config
+
+
+# Where each field sits on the page. Every field that decides whether another applies comes
+# before it (task before target accuracy, layers before residual), so one pass draws them all.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Model": ("cell", "mode", "implementation", "hidden_units", "layers", "activation", "sru_highway",
+              "bidirectional", "residual", "keep_prob", "swap_memory"),
+    "Task": ("task", "n_steps", "variable_length", "head", "train_subset", "data_path"),
+    "Training": ("batch_size", "learning_rate", "optimizer", "clip_norm", "seed", "eval_every"),
+    "Stop": ("target_accuracy", "max_steps", "epochs"),
+}
+
+# Where the form starts when it differs from the schema: a name to edit, and a stop criterion
+# (the schema requires one). max_steps can be cleared; target_accuracy starts unset, since
+# the series task refuses it and a prefilled target would stop every MNIST run early.
+FORM_DEFAULTS = {"name": "my run", "max_steps": 300}
+
+
+def applicable_fields(values: Mapping[str, Any]) -> set[str]:
+    """The fields that mean something for the task, cell, mode and number of layers chosen.
+
+    A field is left out when db.run_config's cross-field rules would refuse any value but
+    its default (relu for an LSTM, a target accuracy for the series task, swap memory when
+    static, ...), or when its description says it is for one cell or task only (the SRU's
+    highway, the series' window length). The page draws only these; the others take the
+    schema's default. Missing values count as the defaults.
+    """
+    chosen = {**{name: info.default for name, info in RunConfig.model_fields.items()}, **values}
+    task, cell, mode = chosen["task"], chosen["cell"], chosen["mode"]
+    left_out = {
+        "target_accuracy": task == "series",
+        "implementation": cell == "sru",
+        "activation": cell != "rnn",
+        "sru_highway": cell != "sru",
+        "residual": chosen["layers"] < 2,
+        "swap_memory": mode != "dynamic",
+        "n_steps": task != "series",
+        "variable_length": task != "series" or mode != "dynamic",
+        "head": task != "mnist",
+        "data_path": task != "mnist",
+    }
+    return {name for name in RunConfig.model_fields if not left_out.get(name, False)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +99,19 @@ def _kind(annotation) -> str:
     return {bool: "bool", int: "int", float: "float", str: "text"}[annotation]
 
 
+_FIELD_NAME = re.compile(r"\b(" + "|".join(name for name in RunConfig.model_fields if "_" in name) + r")\b")
+
+
+def label(field: str) -> str:
+    """The words the form shows for a field: hidden_units -> "hidden units"."""
+    return field.replace("_", " ")
+
+
+def error_text(field: str, message: str) -> str:
+    """A refusal as the form's reader sees it: the field's label, and labels for fields the message names."""
+    return f"{label(field)}: {_FIELD_NAME.sub(lambda match: label(match.group(0)), message)}"
+
+
 def field_specs() -> list[FieldSpec]:
     """One FieldSpec per RunConfig field, in the schema's order."""
     specs = []
@@ -63,12 +120,17 @@ def field_specs() -> list[FieldSpec]:
         low, high = _bounds(info.metadata)
         kind = _kind(annotation)
         specs.append(FieldSpec(
-            name=name, kind=kind, label=name.replace("_", " "), help=info.description or "",
+            name=name, kind=kind, label=label(name), help=info.description or "",
             default=None if info.is_required() else info.default, optional=optional,
             options=typing.get_args(annotation) if kind == "choice" else (),
             minimum=low, maximum=high,
         ))
     return specs
+
+
+def initial_value(spec: FieldSpec) -> Any:
+    """What the form shows before the user changes anything."""
+    return FORM_DEFAULTS.get(spec.name, spec.default)
 
 
 def clean_values(values: dict[str, Any]) -> dict[str, Any]:

