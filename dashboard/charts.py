@@ -26,6 +26,8 @@ from tsdownsample import MinMaxLTTBDownsampler
 
 METRIC_LABELS = {"loss": "loss", "accuracy": "batch accuracy", "test_accuracy": "test accuracy",
                  "test_mse": "test MSE"}
+LOSS_KINDS = {"mnist": "cross-entropy", "series": "MSE"}  # what "loss" means per task
+LOSS_MARKERS = ("loss", "mse", "mae")  # a metric whose name holds one is a loss or an error
 X_AXES = {"step": "step", "seconds": "seconds since first step", "wall": "wall clock"}
 X_COLUMNS = {"step": "step", "seconds": "seconds", "wall": "wall"}
 BANDS = {"minmax": "min to max", "std": "mean ± 1 std"}
@@ -197,11 +199,23 @@ def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_titl
     return _layout(figure, title, X_AXES[x_axis], y_title, log_y, dates=x_axis == "wall")
 
 
-def metric_label(metric: str, tasks: set[str]) -> str:
-    """The axis label of a metric; the series task's loss is its MSE."""
-    if metric == "loss" and tasks == {"series"}:
-        return "loss (MSE)"
-    return METRIC_LABELS.get(metric, metric)
+def is_loss_like(metric: str) -> bool:
+    """Whether a metric is a loss or an error (positive, falling over orders of magnitude): the
+    only charts a log scale helps. Accuracy lives in 0..1, where a log axis only garbles the ticks."""
+    return any(marker in metric.lower() for marker in LOSS_MARKERS)
+
+
+def metric_label(metric: str, tasks: set[str], name_task: bool = False) -> str:
+    """The axis label of a metric. A loss says what it measures when the runs share a task (the
+    MNIST loss is a cross-entropy, the series loss an MSE); `name_task` adds the task, for charts
+    split per task."""
+    notes = []
+    if metric == "loss" and len(tasks) == 1:
+        notes += [LOSS_KINDS[task] for task in tasks if task in LOSS_KINDS]
+    if name_task:
+        notes += sorted(str(task) for task in tasks)
+    label = METRIC_LABELS.get(metric, metric)
+    return f"{label} ({', '.join(notes)})" if notes else label
 
 
 def chart_title(y_label: str, x_axis: str) -> str:

@@ -1,34 +1,128 @@
-"""One run: status, error, every curve, summary, config and series figures (?run=ID)."""
+"""One run (?run=ID): status, actions, error and worker log, every curve, summary, config and
+series figures.
 
+The picker and the address sit outside the live part; the run itself is drawn in a fragment
+that polls the store's change token every REFRESH_SECONDS, whatever the run's status, so a run
+cancelled, finished or deleted anywhere (another tab, a worker, the command line) shows its new
+state without a reload.
+"""
+
+import re
 from datetime import datetime, timezone
+from typing import Optional
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import charts
-from dashboard.queries import ACTIVE
-from dashboard.state import points_for, run_choices, run_infos
+from dashboard import actions, charts
+from dashboard.queries import RunInfo
+from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, points_for, run_choices, run_infos, sessions, settings,
+                             watch)
+from dashboard.summary import no_summary_text, summary_rows
 from dashboard.ui import md_escape, series_figures
 
-REFRESH_SECONDS = 2
-
-st.title("Run")
-choices = run_choices()
-labels = dict(choices)
-requested = st.query_params.get("run", "")
-if requested.isdigit() and int(requested) in labels and requested != st.session_state.get("run_written"):
-    st.session_state["run_id"] = int(requested)
-if not labels:
-    st.info("No runs yet: launch one from the Launch page.")
-    st.stop()
-run_id = st.selectbox("run", list(labels), key="run_id", format_func=labels.get)
-st.query_params["run"] = str(run_id)
-st.session_state["run_written"] = str(run_id)
+PAGE = "app_pages/run.py"
+PICKED = "run_id"  # the picker's value: the run shown (None when the address names no run)
+WRITTEN = "run_written"  # the ?run= this page wrote itself; any other value is a link to follow
+CONFIRM = "run_confirm"  # (action key, run id) waiting for its "Yes"
+MESSAGES = "run_messages"  # (run id, [(kind, text)]): what the last action on this page said
+RERUN_MADE = re.compile(r"queued again as run (\d+)")  # dashboard.actions' "Run again" message
+LARGEST_ID = 2**63 - 1  # no database stores a larger id, so no link can name one
 
 
-def show(run_id: int, refresh: bool) -> None:
-    [run] = run_infos([run_id])
-    if refresh and run.status not in ACTIVE:
-        st.rerun(scope="app")  # finished: redraw once more, without the timer
+def parse_run_id(text: str) -> Optional[int]:
+    """The run id an address names, or None when it is not one (letters, a sign, a huge number)."""
+    return int(text) if re.fullmatch(r"[0-9]+", text) and int(text) <= LARGEST_ID else None
+
+
+def follow_link(requested: Optional[str]) -> None:
+    """Select the run the address names when it is a link (a first visit, or an address this page
+    did not write); otherwise the picked run stays. A link that names no run selects nothing, so
+    another run is never shown in its place."""
+    if requested is None or (requested == st.session_state.get(WRITTEN) and PICKED in st.session_state):
+        return
+    st.session_state[PICKED] = parse_run_id(requested)
+    st.session_state[WRITTEN] = requested
+
+
+def pick_run(token: tuple) -> Optional[int]:
+    """The run picker: the newest runs plus the selected one however old (a link to run 5 works
+    with thousands of newer runs); a selected id that no longer exists stays listed as such, so
+    the page says so instead of switching to another run."""
+    current = st.session_state.get(PICKED)
+    labels = dict(run_choices(token, include=[] if current is None else [current]))
+    if current is not None and current not in labels:
+        labels[current] = f"#{current} (does not exist)"
+    if not labels:
+        return None
+    if PICKED not in st.session_state:  # no link: the newest run
+        st.session_state[PICKED] = max(labels)
+    return st.selectbox("run", sorted(labels, reverse=True), index=None, key=PICKED, format_func=labels.get,
+                        placeholder="choose a run")
+
+
+def explain_nothing_shown(requested: Optional[str], any_runs: bool) -> None:
+    if requested is not None and parse_run_id(requested) is None:
+        st.error(f"The address asks for run “{md_escape(requested)}”, which is not a run id "
+                 "(a whole number, as in ?run=5): choose a run above.")
+    elif not any_runs:
+        st.info("No runs yet: launch one from the Launch page.")
+    else:
+        st.info("Choose a run above.")
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+def act(key: str, run_id: int) -> None:
+    """A button's callback: dashboard.actions applies it (checking read-only mode and the password on
+    the server, as for the Runs page); its messages are kept for this run's page to show."""
+    messages = actions.apply(key, [run_id], sessions(), settings(), st.session_state.get(PASSWORD_KEY))
+    st.session_state[MESSAGES] = (run_id, messages)
+    st.session_state.pop(CONFIRM, None)
+
+
+def ask(key: str, run_id: int) -> None:
+    st.session_state[CONFIRM] = (key, run_id)
+
+
+def show_messages(run_id: int) -> None:
+    """What the last action said, while this run is shown (the page redraws every tick, so they
+    stay until the next action); after "Run again", a link to the new run."""
+    about, messages = st.session_state.get(MESSAGES, (None, []))
+    if about != run_id:
+        return
+    for kind, text in messages:
+        getattr(st, kind)(md_escape(text))
+        made = RERUN_MADE.search(text)
+        if made:
+            st.page_link(PAGE, label=f"Open run {made[1]}", query_params={"run": made[1]})
+
+
+def confirm(action: actions.Action, run_id: int) -> None:
+    st.warning(action.confirm.format(runs=f"run {run_id}"))
+    yes, no = st.columns(2)
+    yes.button(f"Yes, {action.label.rstrip('…').lower()}", key="run_confirm_yes", type="primary",
+               on_click=act, args=(action.key, run_id))
+    no.button("No, leave it", key="run_confirm_no", on_click=st.session_state.pop, args=(CONFIRM, None))
+
+
+def action_buttons(run: RunInfo) -> None:
+    """The actions that apply to the run's status; those with a question ask it first."""
+    offered = {action.key: action for action in actions.applicable([run.status])}
+    row = st.container(horizontal=True)
+    for action in offered.values():
+        row.button(action.label, key=f"run_action_{action.key}", on_click=ask if action.confirm else act,
+                   args=(action.key, run.id))
+    asked = st.session_state.get(CONFIRM)
+    if asked and asked[1] == run.id and asked[0] in offered:
+        confirm(offered[asked[0]], run.id)
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def header(run: RunInfo, token: tuple) -> None:
     st.subheader(md_escape(run.label))
     figures = st.columns(5)
     figures[0].metric("status", run.status)
@@ -41,9 +135,32 @@ def show(run_id: int, refresh: bool) -> None:
     moments = [f"{what} {moment:%Y-%m-%d %H:%M:%S} UTC" for what, moment in
                (("started", run.started_at), ("finished", run.finished_at)) if moment]
     st.caption(md_escape(", ".join([f"worker {run.worker or '-'}", *moments])))
+    origin(run, token)
+
+
+def origin(run: RunInfo, token: tuple) -> None:
+    """Where a "Run again" came from: a link to that run, or a note that it has been deleted."""
+    if run.rerun_of is None:
+        return
+    if run_infos([run.rerun_of], token):
+        st.page_link(PAGE, label=f"run again from #{run.rerun_of}", query_params={"run": str(run.rerun_of)})
+    else:
+        st.caption(md_escape(f"run again from #{run.rerun_of} (deleted)"))
+
+
+def failure(run: RunInfo) -> None:
+    """The error, and the worker's last log lines for this run (stored with it, so they can be
+    read from any machine)."""
     if run.error:
         st.error("This run failed:")
         st.code(run.error, language=None)
+    if run.log_tail:
+        with st.expander("worker log (last lines)"):
+            st.code(run.log_tail, language=None)
+
+
+def curves(run: RunInfo) -> None:
+    """Every recorded curve, by step and by seconds."""
     points = points_for([run])
     present = sorted(points["metric"].unique()) if len(points) else []
     tasks = {run.config.get("task")}
@@ -56,19 +173,52 @@ def show(run_id: int, refresh: bool) -> None:
                                key=f"run_{metric}_{x}", width="stretch")
     if not present:
         st.caption("No points recorded yet.")
-    series_figures(run, "run_series")
+
+
+def summary_and_config(run: RunInfo) -> None:
+    """The summary as a table of labelled figures with units (st.table renders markdown, so every
+    cell is escaped: paths and unknown keys are shown as written); the config as stored."""
     summary, config = st.columns(2)
     summary.markdown("**Summary**")
-    figures_only = {key: value for key, value in run.summary.items() if key != "series"}
-    if figures_only:
-        summary.json(figures_only)
+    rows = summary_rows(run.summary, run.config.get("task"))
+    if rows:
+        cells = [(md_escape(label), md_escape(value)) for label, value in rows]
+        summary.table(pd.DataFrame(cells, columns=["figure", "value"]), hide_index=True)
     else:
-        summary.caption("None yet: a summary is written when the run ends.")
+        summary.caption(no_summary_text(run.status))
     config.markdown("**Config**")
     config.json(run.config)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live(run_id: int) -> None:
+    """The run as stored now. Every tick reads the change token and redraws from caches keyed by
+    it, so a tick where nothing changed reads nothing but the token from the database."""
+    token = watch()
+    show_messages(run_id)
+    found = run_infos([run_id], token)
+    if not found:
+        st.warning(f"Run {run_id} does not exist (it may have been deleted).")
+        return
+    [run] = found
+    header(run, token)
+    if not settings().readonly:  # read-only: no buttons (and actions.apply refuses on the server too)
+        action_buttons(run)
+    failure(run)
+    curves(run)
+    series_figures(run, "run_series")
+    summary_and_config(run)
     st.page_link("app_pages/compare.py", label="Compare this run with others", query_params={"runs": str(run.id)})
 
 
-[current] = run_infos([run_id])
-active = current.status in ACTIVE
-st.fragment(run_every=REFRESH_SECONDS if active else None)(show)(run_id, active)
+st.title("Run")
+requested = st.query_params.get("run")
+follow_link(requested)
+token = watch()
+run_id = pick_run(token)
+if run_id is None:
+    explain_nothing_shown(requested, any_runs=bool(run_choices(token)))
+    st.stop()
+st.query_params["run"] = str(run_id)
+st.session_state[WRITTEN] = str(run_id)
+live(run_id)

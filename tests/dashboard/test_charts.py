@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import charts
+from dashboard import charts, comparison
 
 
 def run(run_id, **config):
     return SimpleNamespace(id=run_id, label=f"#{run_id} r{run_id}", config=config)
+
+
+STATE = {"x": "step", "view": "metrics", "group": "", "band": "minmax", "smooth": 0.0, "log": False}
 
 
 def points(run_id, steps, values, ms=10.0, metric="accuracy", start=1000.0):
@@ -100,9 +103,17 @@ def test_series_figures():
     assert charts.series_instance_figure({}, "r") is None and charts.rollout_figure({}, "r") is None
 
 
-def test_the_series_loss_is_labelled_mse():
+def test_a_loss_says_what_it_measures():
     assert charts.metric_label("loss", {"series"}) == "loss (MSE)"
+    assert charts.metric_label("loss", {"mnist"}) == "loss (cross-entropy)"
     assert charts.metric_label("loss", {"series", "mnist"}) == "loss"
+    assert charts.metric_label("loss", {"series"}, name_task=True) == "loss (MSE, series)"
+    assert charts.metric_label("accuracy", {"mnist"}) == "batch accuracy"
+
+
+def test_only_losses_and_errors_are_loss_like():
+    assert all(charts.is_loss_like(metric) for metric in ("loss", "test_mse", "val_loss", "MSE"))
+    assert not any(charts.is_loss_like(metric) for metric in ("accuracy", "test_accuracy", "step"))
 
 
 def test_ema_equals_the_step_by_step_definition_on_long_noisy_curves():
@@ -125,3 +136,64 @@ def test_many_overlaid_runs_share_a_point_budget_and_keep_their_extremes():
     figure = charts.curve_figure(lines, "t")
     assert all(len(trace.x) <= charts.CHART_POINTS // 20 for trace in figure.data)
     assert [max(trace.y) for trace in figure.data] == [line.y.max() for line in lines]  # each spike survives
+
+
+# --- the Compare page's figures (dashboard.comparison.build_figures) -------------------
+
+
+def task_points(runs):
+    """Loss for every run, accuracy for MNIST runs and a test MSE for series runs, as workers record them."""
+    frames = []
+    for r in runs:
+        frames.append(points(r.id, [1, 2, 3], [2.0, 1.0, 0.5], metric="loss"))
+        extra = "accuracy" if r.config["task"] == "mnist" else "test_mse"
+        frames.append(points(r.id, [1, 2, 3], [0.1, 0.5, 0.9], metric=extra))
+    return pd.concat(frames, ignore_index=True)
+
+
+def built(runs, **state):
+    figures = comparison.build_figures(runs, task_points(runs), {**STATE, **state})
+    return {key: figure for key, figure in figures}
+
+
+def test_each_metric_is_drawn_once_against_the_chosen_x():
+    runs = [run(1, task="mnist"), run(2, task="mnist")]
+    assert list(built(runs, x="step")) == ["accuracy", "loss"]
+    for x in ("seconds", "wall"):
+        figures = built(runs, x=x)
+        assert list(figures) == ["steps", "accuracy", "loss"]  # steps over time: only against a clock
+        assert {figure.layout.xaxis.title.text for figure in figures.values()} == {charts.X_AXES[x]}
+        assert figures["loss"].layout.title.text == f"Loss (cross-entropy) vs {charts.X_AXES[x]}"
+    assert comparison.build_figures(runs, points(1, [], []), STATE) == []  # no points yet: no empty charts
+
+
+def test_the_e1_view_is_exactly_its_three_plots():
+    runs = [run(1, task="mnist")]
+    for x, clock in (("step", "seconds"), ("seconds", "seconds"), ("wall", "wall")):
+        figures = built(runs, view="e1", x=x)
+        assert list(figures) == ["steps", "accuracy_time", "accuracy_step"]
+        assert [(f.layout.xaxis.title.text, f.layout.yaxis.title.text) for f in figures.values()] == [
+            (charts.X_AXES[clock], "step"), (charts.X_AXES[clock], "batch accuracy"), ("step", "batch accuracy")]
+    series_only = built([run(1, task="series")], view="e1")
+    assert list(series_only) == ["steps"]  # E1's accuracy plots need MNIST runs
+
+
+def test_log_y_applies_to_losses_and_errors_only():
+    runs = [run(1, task="mnist"), run(2, task="series")]
+    for view in ("metrics", "e1"):
+        for key, figure in built(runs, view=view, x="seconds", log=True).items():
+            expected = "log" if key.startswith(("loss", "test_mse")) else None
+            assert figure.layout.yaxis.type == expected, key
+    assert all(figure.layout.yaxis.type is None for figure in built(runs, x="seconds").values())
+
+
+def test_tasks_get_their_own_chart_of_a_metric_that_means_something_else_per_task():
+    mnist, series = run(1, task="mnist"), run(2, task="series")
+    figures = built([mnist, series])
+    assert list(figures) == ["accuracy", "loss_mnist", "loss_series", "test_mse"]
+    assert figures["loss_mnist"].layout.title.text == "Loss (cross-entropy, mnist) vs step"
+    assert figures["loss_series"].layout.title.text == "Loss (MSE, series) vs step"
+    assert [trace.name for trace in figures["loss_mnist"].data] == [mnist.label]
+    assert [trace.name for trace in figures["loss_series"].data] == [series.label]
+    assert [trace.name for trace in figures["accuracy"].data] == [mnist.label]  # accuracy: MNIST only
+    assert list(built([mnist, run(3, task="mnist")])) == ["accuracy", "loss"]  # one task: one chart

@@ -84,16 +84,22 @@ def chromium():
 
 
 @pytest.fixture
-def dashboard(tmp_path):
+def dashboard_env():
+    """Extra environment for the dashboard under test (a test module may override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def dashboard(tmp_path, dashboard_env):
     """`streamlit run dashboard/app.py` on a free port and a fresh SQLite file; its worker autostarts."""
     url = f"sqlite:///{tmp_path / 'unroll.db'}"
     xss_run = _seed_xss_run(url)
     port = _free_port()
-    env = {**os.environ, "UNROLL_DB_URL": url, "UNROLL_WORKER": "on"}
+    env = {**os.environ, "UNROLL_DB_URL": url, "UNROLL_WORKER": "on", **dashboard_env}
     log = open(tmp_path / "streamlit.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
          "--client.toolbarMode", "viewer"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -23,11 +23,11 @@ depends_on = None
 
 PARTIAL_INDEXES = {"ix_runs_queued": ("id", "status = 'queued'"),
                    "ix_runs_running_heartbeat": ("heartbeat_at", "status = 'running'")}
-NEW_COLUMNS = (
-    sa.Column("change_count", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("rerun_of", sa.Integer(), nullable=True),
-    sa.Column("log_tail", sa.Text(), nullable=True),
-)
+def _new_columns() -> list[sa.Column]:
+    """Fresh Column objects each time (a Column belongs to the one table it is added to)."""
+    return [sa.Column("change_count", sa.Integer(), nullable=False, server_default="0"),
+            sa.Column("rerun_of", sa.Integer(), nullable=True),
+            sa.Column("log_tail", sa.Text(), nullable=True)]
 
 
 def _drop_partial_indexes() -> None:
@@ -52,20 +52,20 @@ def _rebuild_runs_on_sqlite(autoincrement: bool, change) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         def add(batch):
-            for column in NEW_COLUMNS:
-                batch.add_column(column.copy())
+            for column in _new_columns():
+                batch.add_column(column)
         _rebuild_runs_on_sqlite(True, add)
     else:
-        for column in NEW_COLUMNS:
-            op.add_column("runs", column.copy())
+        for column in _new_columns():
+            op.add_column("runs", column)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         def drop(batch):
-            for column in NEW_COLUMNS:
+            for column in _new_columns():
                 batch.drop_column(column.name)
         _rebuild_runs_on_sqlite(False, drop)
     else:
-        for column in NEW_COLUMNS:
+        for column in _new_columns():
             op.drop_column("runs", column.name)
