@@ -1,4 +1,4 @@
-"""The dashboard through Streamlit's AppTest, on a real SQLite file."""
+"""The dashboard as a whole: its process never loads TensorFlow, whatever page it serves."""
 
 import subprocess
 import sys
@@ -6,36 +6,7 @@ import textwrap
 
 from pathlib import Path
 
-from sqlalchemy import select
-
-from db import queue
-from db.models import Run, RunStatus
-
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-
-
-def stored_runs(factory):
-    with factory() as session:
-        return session.scalars(select(Run).order_by(Run.id)).all()
-
-
-# --- Runs ------------------------------------------------------------------------------
-
-
-def select_rows(at, rows):
-    """Select table rows as a click would (the table's key changes with its rows)."""
-    at.session_state[at.session_state["runs_table_key"]] = {"selection": {"rows": rows, "columns": []}}
-    at.run()
-
-
-def test_compare_selected_opens_compare_with_those_runs(app_factory, open_page, seed):
-    a, b = seed("a"), seed("b")
-    at = open_page()
-    select_rows(at, [0, 1])
-    at.button(key="compare_selected").click().run()
-    assert not at.exception
-    assert at.multiselect(key="cmp_runs").value == [b, a]  # newest first, as in the table
-    assert at.query_params["runs"] == f"{b},{a}"
 
 
 def test_the_dashboard_process_never_imports_tensorflow(sqlite_url, tmp_path):

@@ -120,3 +120,13 @@ def test_actions_cancel_run_again_retry_and_delete_with_confirmations(app_factor
     assert "cannot be undone" in at.warning[-1].value and len(stored_runs(app_factory)) == 4
     at.button(key="confirm_delete_yes").click().run()
     assert second not in [run.id for run in stored_runs(app_factory)]
+
+
+def test_compare_selected_opens_compare_with_those_runs(app_factory, open_page, seed):
+    a, b = seed("a"), seed("b")
+    at = open_page()
+    select_rows(at, [0, 1])
+    at.button(key="compare_selected").click().run()
+    assert not at.exception
+    assert at.multiselect(key="cmp_runs").value == [b, a]  # newest first, as in the table
+    assert at.query_params["runs"] == f"{b},{a}"
