@@ -7,9 +7,10 @@ workers.
 """
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.settings import SettingsError
-from dashboard.state import PASSWORD_KEY, ensure_local_worker, sessions, settings
+from dashboard.state import PASSWORD_KEY, database_trouble, ensure_local_worker, sessions, settings
 from dashboard.ui import md_escape
 from db.engine import DatabaseUnavailable, masked_url
 
@@ -42,4 +43,7 @@ pages = [
 ]
 if current.readonly:
     pages = [page for page in pages if page.title != "Launch"]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except SQLAlchemyError as error:  # the pages' own reads; their live parts guard themselves (live_view)
+    database_trouble(error, retried=False)

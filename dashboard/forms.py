@@ -3,8 +3,8 @@
 Each RunConfig field becomes one widget description: a choice for a Literal, a checkbox
 for a bool, a number box (empty allowed for optional fields) for numbers, a text box
 for the name. The page draws them in GROUPS, only the fields that apply to the values
-chosen so far (`applicable_fields`); `parse_form` turns the values back into a validated
-config or a field -> message map, and `error_text` words a message with the field's label.
+chosen so far (`applicable_fields`); `clean_values` turns the values back into config data,
+and `error_text` words a refusal with the field's label.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 from annotated_types import Ge, Gt, Le, Lt
 
-from db.run_config import ConfigError, RunConfig, validate_config
+from db.run_config import RunConfig
 
 
 # Where each field sits on the page. Every field that decides whether another applies comes
@@ -138,11 +138,3 @@ def clean_values(values: dict[str, Any]) -> dict[str, Any]:
     optional = {spec.name for spec in field_specs() if spec.optional}
     return {name: value for name, value in values.items()
             if value is not None and not (name in optional and isinstance(value, str) and not value.strip())}
-
-
-def parse_form(values: dict[str, Any]) -> tuple[Optional[RunConfig], dict[str, str]]:
-    """Validate the form's values: (config, {}) or (None, {field: message})."""
-    try:
-        return validate_config(clean_values(values)), {}
-    except ConfigError as error:
-        return None, {field: message for field, message in error.errors}

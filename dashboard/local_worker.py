@@ -30,6 +30,7 @@ LOG_FILE = "unroll-worker.log"
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
 HEALTHY_AFTER_SECONDS = 60.0  # a worker that lived this long resets the back-off
+NOTICE_SECONDS = 60.0  # how long the pages mention a death
 
 
 def has_live_worker(factory: sessionmaker[Session], ignore_pid: Optional[int] = None) -> bool:
@@ -79,6 +80,7 @@ class LocalWorker:
         self.notice: Optional[str] = None
         self._started_at = float("-inf")
         self._dead_pid: Optional[int] = None
+        self._died_at = float("-inf")
         self._next_check = float("-inf")
         self._lock = threading.Lock()
 
@@ -101,7 +103,8 @@ class LocalWorker:
         """Starting: our process runs but has not registered yet (TensorFlow takes seconds to load)."""
         running = self.process is not None and self.process.poll() is None
         starting = running and not has_live_worker(factory)
-        return WorkerState(starting=starting, notice=self.notice)
+        recent = time.monotonic() - self._died_at < NOTICE_SECONDS
+        return WorkerState(starting=starting, notice=self.notice if recent else None)
 
     def _note_death(self) -> None:
         """If our worker died since the last look: say so and schedule its restart."""
@@ -111,7 +114,9 @@ class LocalWorker:
         if time.monotonic() - self._started_at >= HEALTHY_AFTER_SECONDS:
             self.backoff = FIRST_BACKOFF_SECONDS
         delay, self.backoff = self.backoff, min(MAX_BACKOFF_SECONDS, self.backoff * 2)
-        self._next_check = time.monotonic() + delay
+        self._died_at = time.monotonic()
+        self._next_check = self._died_at + delay
         self.notice = (f"The local worker (pid {self._dead_pid}) exited with code {code} at "
-                       f"{time.strftime('%H:%M:%S')}; a new one starts within {delay:.0f} s. Its log: {LOG_FILE}.")
+                       f"{time.strftime('%H:%M:%S', time.gmtime())} UTC. Unless another worker is alive, the "
+                       f"dashboard starts a new one after {delay:.0f} s. Its log: {LOG_FILE}.")
         self.process = None

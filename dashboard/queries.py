@@ -15,7 +15,6 @@ from db import queue
 from db.models import Run, RunStatus, utcnow
 from db.run_config import Cell, Mode, Task
 
-ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)  # statuses worth refreshing a view for
 POINT_COLUMNS = ["run_id", "metric", "step", "seconds", "wall", "value"]
 
 

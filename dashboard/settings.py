@@ -76,13 +76,17 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+MIN_STALE_AFTER = 6.0  # three default heartbeats: a shorter limit would fail runs that are alive
+
+
 def _seconds(name: str, value: str) -> float:
     try:
         number = float(value)
     except ValueError:
         number = 0.0
-    if not 1.0 <= number <= 86_400.0:
-        raise SettingsError(f"{name} must be a number of seconds from 1 to 86400, not {value!r}")
+    if not MIN_STALE_AFTER <= number <= 86_400.0:
+        raise SettingsError(f"{name} must be a number of seconds from {MIN_STALE_AFTER:g} to 86400 (workers "
+                            f"heart-beat every 2 s), not {value!r}")
     return number
 
 

@@ -9,7 +9,7 @@ so links stay short.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from dashboard.charts import BANDS, X_AXES
 from dashboard.comparison import DEFAULT_VIEW, VIEWS
@@ -38,16 +38,32 @@ def _quoted(text: str) -> str:
     return repr(text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…")
 
 
+LARGEST_ID = 2**63 - 1  # no database stores a larger id, so no link can name one
+MAX_COMPARED = 50  # runs one Compare view draws: a link cannot make every tick load thousands
+
+
+def parse_run_id(text: str) -> Optional[int]:
+    """The run id a link names, or None when it is not one (letters, a sign, a huge number)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(LARGEST_ID)):
+        return None
+    value = int(text)
+    return value if value <= LARGEST_ID else None
+
+
 def _run_ids(text: str) -> tuple[list[int], list[str]]:
-    """The run ids of "3,4,9" in order, once each, and a problem per part that is no id."""
+    """The run ids of "3,4,9" in order, once each (at most MAX_COMPARED), and a problem per part
+    that is no id."""
     ids, problems = [], []
     for part in (part.strip() for part in text.split(",")):
-        if part.isascii() and part.isdigit():
-            if int(part) not in ids:
-                ids.append(int(part))
-        elif part:
+        run_id = parse_run_id(part)
+        if run_id is None and part:
             problems.append(f"runs: {_quoted(part)} is not a run id")
-    return ids, problems
+        elif run_id is not None and run_id not in ids:
+            ids.append(run_id)
+    if len(ids) > MAX_COMPARED:
+        problems.append(f"runs: a view compares at most {MAX_COMPARED} runs; {len(ids) - MAX_COMPARED} were left out")
+    return ids[:MAX_COMPARED], problems
 
 
 def _choice(options: Sequence[str], what: str = "") -> Callable[[str], str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import local_worker, queries
 from dashboard.settings import Settings, resolve
+from dashboard.ui import md_escape
 from db import queue
-from db.engine import connect_or_explain, session_factory
+from db.engine import connect_or_explain, describe_database_error, session_factory
 
 PASSWORD_KEY = "launch_password"
 REFRESH_SECONDS = 2  # how often a live view polls the store's change token
@@ -39,11 +41,6 @@ def settings() -> Settings:
 
 def database_url() -> str:
     return settings().db_url
-
-
-def check_write() -> None:
-    """Refuse a change unless this dashboard allows it (read-only mode, launch password)."""
-    settings().check_write(st.session_state.get(PASSWORD_KEY))
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,10 +100,32 @@ def _reaper(url: str) -> _Reaper:
     return _Reaper()
 
 
+def database_trouble(error: SQLAlchemyError, retried: bool = True) -> None:
+    """A database that stopped answering mid-session (a PostgreSQL restart, a lock held past the
+    busy timeout): one sentence on the page instead of a traceback. A live view tries again on
+    its next tick; the rest of a page on the next reload."""
+    log.warning("the dashboard could not read the database: %s", error)
+    sentence = describe_database_error(error, database_url()).replace("cannot open", "cannot read", 1)
+    again = f"Trying again every {REFRESH_SECONDS} s." if retried else "Reload the page to try again."
+    st.warning(f"{md_escape(sentence)}. {again}")
+
+
+def live_view(draw):
+    """A live view's tick that survives a database outage (see database_trouble)."""
+    @functools.wraps(draw)
+    def tick(*args, **kwargs):
+        try:
+            return draw(*args, **kwargs)
+        except SQLAlchemyError as error:
+            database_trouble(error)
+    return tick
+
+
 def watch() -> tuple[int, int, int]:
     """Every live view's tick: keep the local worker alive, fail runs whose worker went silent,
     and return the store's change token. Pages read through caches keyed by the token, so a
-    tick where nothing changed costs one aggregate query and redraws nothing new."""
+    tick where nothing changed reads no run again: it costs the token's aggregate, a look for
+    stale runs on their index and the workers' health."""
     current = settings()
     factory = _sessions_for(current.db_url)
     ensure_local_worker()
@@ -119,7 +138,12 @@ def watch() -> tuple[int, int, int]:
 # --- cached reads, keyed by the change token (plain arguments only; never a widget inside) --
 
 
-@st.cache_data(show_spinner=False, max_entries=200)
+# Token-keyed caches also expire after SAFETY_TTL: a writer that bypasses change_count (raw SQL
+# in psql, a worker of an older release) is seen within a minute instead of never.
+SAFETY_TTL = 60
+
+
+@st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=200)
 def _run_infos(url: str, run_ids: tuple[int, ...], token: tuple) -> list[queries.RunInfo]:
     with _sessions_for(url)() as session:
         return queries.run_infos(session, run_ids)
@@ -144,7 +168,7 @@ def points_for(runs) -> pd.DataFrame:
                                   for run in runs])
 
 
-@st.cache_data(show_spinner=False, max_entries=50)
+@st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=50)
 def _run_choices(url: str, token: tuple, include: tuple[int, ...]) -> list[tuple[int, str]]:
     with _sessions_for(url)() as session:
         return queries.run_labels(session, include=include)
@@ -156,7 +180,7 @@ def run_choices(token: tuple, include=()) -> list[tuple[int, str]]:
     return _run_choices(database_url(), token, tuple(sorted({int(run_id) for run_id in include})))
 
 
-@st.cache_data(show_spinner=False, max_entries=100)
+@st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=100)
 def _run_page(url: str, token: tuple, filters: tuple, offset: int, limit: int):
     with _sessions_for(url)() as session:
         return queries.run_page(session, dict(filters), offset, limit)
@@ -168,7 +192,7 @@ def run_page(token: tuple, filters: dict, offset: int, limit: int) -> queries.Ru
     return _run_page(database_url(), token, frozen, offset, limit)
 
 
-@st.cache_data(show_spinner=False, max_entries=20)
+@st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=20)
 def _filter_options(url: str, token: tuple) -> dict[str, list]:
     with _sessions_for(url)() as session:
         return queries.filter_options(session)

@@ -62,7 +62,8 @@ def utcnow() -> datetime:
 
 
 class RunStatus(str, enum.Enum):
-    """A run's life: queued -> running -> succeeded | failed | cancelled (and back to queued on re-queue)."""
+    """A run's life: queued -> running -> succeeded | failed | cancelled (a failed or cancelled run
+    goes back to queued when retried)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -105,7 +106,7 @@ class Run(Base):
     # Latest figures, updated with each batch of points, so a run table needs no scan of metrics.
     progress_step: Mapped[Optional[int]]
     latest: Mapped[Optional[dict[str, Any]]]
-    # Bumped by every UPDATE of the row (heartbeats excepted): with the row count and the highest
+    # Bumped by every UPDATE made through SQLAlchemy (heartbeats excepted): with the row count and the highest
     # id it makes the store's change token, which pages poll without trusting any machine's clock.
     change_count: Mapped[int] = mapped_column(default=0, server_default="0",
                                               onupdate=literal_column("change_count") + 1)

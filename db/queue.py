@@ -13,7 +13,7 @@ Life of a run:
     queued --claim_next--> running --finish--> succeeded
        ^                      |------fail / reap("worker lost")--> failed
        |                      |------mark_cancelled (after request_cancel)--> cancelled
-       |------release---------|   (a worker shutting down hands its run back)
+       |------release---------|   (a worker shutting down hands its run back; its points go)
        |------retry----------- failed | cancelled   (its points and figures are cleared)
     queued --request_cancel--> cancelled
 
@@ -22,8 +22,9 @@ metric point written before its worker died; retrying it is the user's choice. A
 succeeded run is never changed again: `rerun` launches a new run with its config (and a
 link back to it); only `delete_run` removes its points.
 
-Every UPDATE of a run bumps its change_count (heartbeats excepted), so `change_token`
-moves whenever anything a page shows has changed, in any process on any machine.
+Every UPDATE of a run made through SQLAlchemy bumps its change_count (the column's onupdate;
+heartbeats excepted), so `change_token` moves whenever anything a page shows has changed,
+in any process on any machine.
 """
 
 from __future__ import annotations
@@ -152,9 +153,8 @@ def _claim(session: Session, worker_id: str, which) -> Optional[Run]:
     claimed = session.execute(
         update(Run)
         .where(Run.id == which, Run.status == RunStatus.QUEUED)
-        .values(status=RunStatus.RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
-                finished_at=None, attempts=Run.attempts + 1, cancel_requested=False, error=None,
-                summary=None, progress_step=None, latest=None)
+        .values({**NOT_STARTED, "status": RunStatus.RUNNING, "worker_id": worker_id, "started_at": now,
+                 "heartbeat_at": now, "attempts": Run.attempts + 1})
         .returning(Run.id, Run.attempts)
     ).first()
     if claimed is None:
@@ -275,6 +275,8 @@ def release(session: Session, run_id: int, worker_id: str) -> None:
                  "started_at": unless_cancelled(Run.started_at),
                  "finished_at": case((Run.cancel_requested, utcnow()), else_=None),
                  "progress_step": unless_cancelled(Run.progress_step), "latest": unless_cancelled(Run.latest)})
+    if session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.QUEUED:
+        session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))  # it starts over
 
 
 # --- the user's side -------------------------------------------------------------------
@@ -339,6 +341,9 @@ def reap(session: Session, stale_after: timedelta) -> list[int]:
     The run keeps its points; its error says the worker was lost and since when.
     """
     cutoff = utcnow() - stale_after
+    stale = select(Run.id).where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < cutoff).limit(1)
+    if session.scalar(stale) is None:  # the common case: a read on the partial index, no write lock
+        return []
     reaped = session.execute(
         update(Run)
         .where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < cutoff)

@@ -10,7 +10,7 @@ takes the points the training loop hands it, writes them in batches, heart-beats
 polls for a cancel request, so a cancel is seen within about a second.
 
 SIGINT or SIGTERM stops the worker cleanly: the run it holds goes back to the queue
-(its partial curve is replaced when it runs again), and the worker deregisters.
+(its partial curve is dropped: it starts over), and the worker deregisters.
 """
 
 from __future__ import annotations

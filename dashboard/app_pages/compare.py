@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, export, sharing, tables
 from dashboard.comparison import GROUP_FIELDS, VIEWS, build_figures, summaries
-from dashboard.state import REFRESH_SECONDS, points_for, run_choices, run_infos, watch
+from dashboard.state import REFRESH_SECONDS, live_view, points_for, run_choices, run_infos, watch
 from dashboard.ui import md_escape, series_figures
 
 KEYS = {name: f"cmp_{name}" for name in sharing.DEFAULTS}
@@ -134,6 +134,7 @@ def draw_exports(runs, points, figures, report_tables, sentences) -> None:
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
+@live_view
 def live(state: dict) -> None:
     """Everything drawn from the runs' data, redrawn on every tick from caches keyed by the
     store's change token (a tick where nothing changed reads nothing new)."""

@@ -15,9 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, charts
+from dashboard.sharing import parse_run_id
 from dashboard.queries import RunInfo
-from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, points_for, run_choices, run_infos, sessions, settings,
-                             watch)
+from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, live_view, points_for, run_choices, run_infos, sessions,
+                             settings, watch)
 from dashboard.summary import no_summary_text, summary_rows
 from dashboard.ui import md_escape, series_figures
 
@@ -27,14 +28,6 @@ WRITTEN = "run_written"  # the ?run= this page wrote itself; any other value is 
 CONFIRM = "run_confirm"  # (action key, run id) waiting for its "Yes"
 MESSAGES = "run_messages"  # (run id, [(kind, text)]): what the last action on this page said
 RERUN_MADE = re.compile(r"queued again as run (\d+)")  # dashboard.actions' "Run again" message
-LARGEST_ID = 2**63 - 1  # no database stores a larger id, so no link can name one
-
-
-def parse_run_id(text: str) -> Optional[int]:
-    """The run id an address names, or None when it is not one (letters, a sign, a huge number)."""
-    return int(text) if re.fullmatch(r"[0-9]+", text) and int(text) <= LARGEST_ID else None
-
-
 def follow_link(requested: Optional[str]) -> None:
     """Select the run the address names when it is a link (a first visit, or an address this page
     did not write); otherwise the picked run stays. A link that names no run selects nothing, so
@@ -131,7 +124,7 @@ def header(run: RunInfo, token: tuple) -> None:
     elapsed = (end - run.started_at).total_seconds() if run.started_at else None
     figures[2].metric("elapsed s", "-" if elapsed is None else f"{elapsed:.1f}")
     figures[3].metric("attempts", run.attempts)
-    figures[4].metric("group", run.group or "-")
+    figures[4].metric("group", md_escape(run.group or "-"))  # metric values render markdown
     moments = [f"{what} {moment:%Y-%m-%d %H:%M:%S} UTC" for what, moment in
                (("started", run.started_at), ("finished", run.finished_at)) if moment]
     st.caption(md_escape(", ".join([f"worker {run.worker or '-'}", *moments])))
@@ -191,6 +184,7 @@ def summary_and_config(run: RunInfo) -> None:
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
+@live_view
 def live(run_id: int) -> None:
     """The run as stored now. Every tick reads the change token and redraws from caches keyed by
     it, so a tick where nothing changed reads nothing but the token from the database."""

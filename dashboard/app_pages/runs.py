@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from dashboard import actions
-from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, filter_options, local_worker_state, run_page,
-                             sessions, settings, watch, worker_health)
+from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, filter_options, live_view, local_worker_state,
+                             run_page, sessions, settings, watch, worker_health)
 from dashboard.ui import md_escape
 
 FILTERS = ("status", "group", "task", "cell", "mode")
@@ -42,14 +42,12 @@ def _health(health, local) -> None:
     st.caption("Live workers: " + md_escape("; ".join(workers) or "none"))
 
 
-def _page_number(total: int) -> int:
-    """The page the reader chose, kept within the pages there are now (runs come and go)."""
-    pages = max(1, -(-total // PAGE_SIZE))
-    if st.session_state.get("runs_page", 1) > pages:
-        st.session_state["runs_page"] = pages
+def _page_picker(page) -> None:
+    """The page picker, showing the page actually drawn (runs come and go: page 10 may be gone)."""
+    pages = max(1, -(-page.total // PAGE_SIZE))
+    st.session_state["runs_page"] = page.offset // PAGE_SIZE + 1
     if pages > 1:
         st.number_input(f"page (of {pages})", min_value=1, max_value=pages, step=1, key="runs_page")
-    return st.session_state.get("runs_page", 1)
 
 
 def _table(page, chosen) -> None:
@@ -88,14 +86,16 @@ def _table(page, chosen) -> None:
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
+@live_view
 def live() -> None:
     """Redrawn every tick from caches keyed by the change token: cheap when nothing moved."""
     token = watch()
     _health(worker_health(), local_worker_state())
     chosen = {column: st.session_state.get(f"filter_{column}") or [] for column in FILTERS}
-    total = run_page(token, chosen, 0, PAGE_SIZE).total
-    number = _page_number(total)
-    _table(run_page(token, chosen, (number - 1) * PAGE_SIZE, PAGE_SIZE), chosen)
+    wanted = st.session_state.get("runs_page", 1)
+    page = run_page(token, chosen, (wanted - 1) * PAGE_SIZE, PAGE_SIZE)  # past the end: the last page
+    _page_picker(page)
+    _table(page, chosen)
 
 
 def _act(key: str, ids) -> None:

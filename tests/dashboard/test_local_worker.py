@@ -71,6 +71,7 @@ def test_a_killed_local_worker_is_restarted_after_a_back_off_with_a_notice(facto
     assert keeper.process.pid != first.pid and keeper.backoff == 2 * local_worker.FIRST_BACKOFF_SECONDS
 
 
+@pytest.mark.slow
 def test_a_worker_is_started_once_the_one_alive_at_first_look_has_stopped(factory, sqlite_url, keeper):
     with factory.begin() as session:
         queue.register_worker(session, "elsewhere", "host", 1)

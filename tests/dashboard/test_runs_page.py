@@ -1,9 +1,10 @@
 """The Runs page through Streamlit's AppTest, on a real SQLite file: what it lists, how it
 pages and filters thousands of runs, what it says about workers, and the run actions."""
 
+import re
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from db import queue
 from db.models import Run, RunStatus, utcnow
@@ -86,7 +87,8 @@ def test_a_run_whose_worker_went_silent_is_failed_by_the_dashboard_itself(app_fa
     statuses = dict(zip(at.dataframe[0].value["id"], at.dataframe[0].value["status"]))
     assert statuses == {lost: "failed", quiet: "running"}
     assert stored_runs(app_factory)[0].error.startswith(queue.WORKER_LOST)
-    assert any(f"Run {quiet} has sent no heartbeat for 12 s" in warning.value for warning in at.warning)
+    # 12 s when set, a little more by the time the page reads it on a busy machine
+    assert any(re.search(rf"Run {quiet} has sent no heartbeat for 1[2-9] s", warning.value) for warning in at.warning)
 
 
 def test_actions_cancel_run_again_retry_and_delete_with_confirmations(app_factory, open_page, seed, shown):
@@ -130,3 +132,19 @@ def test_compare_selected_opens_compare_with_those_runs(app_factory, open_page, 
     assert not at.exception
     assert at.multiselect(key="cmp_runs").value == [b, a]  # newest first, as in the table
     assert at.query_params["runs"] == f"{b},{a}"
+
+
+def test_a_database_gone_away_mid_session_is_one_sentence_and_the_next_tick_tries_again(app_factory, open_page):
+    with app_factory.begin() as session:
+        queue.enqueue(session, {"name": "r", "max_steps": 3})
+    at = open_page()
+    with app_factory.begin() as session:  # as if the store were restored from an old backup mid-session
+        session.execute(text("ALTER TABLE runs RENAME TO runs_elsewhere"))
+    at.run()
+    assert not at.exception
+    assert any("cannot read the database at sqlite" in warning.value for warning in at.warning)
+    with app_factory.begin() as session:
+        session.execute(text("ALTER TABLE runs_elsewhere RENAME TO runs"))
+    at.run()
+    assert not at.exception and list(at.dataframe[0].value["name"]) == ["r"]
+

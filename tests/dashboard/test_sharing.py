@@ -35,3 +35,13 @@ def test_a_clean_link_has_no_problems_and_round_trips_with_its_view():
 def test_refused_values_are_cut_in_messages():
     [problem] = sharing.from_query({"x": "y" * 10_000}).problems
     assert len(problem) < 100 and problem.startswith("x: 'yyy") and "…" in problem
+
+
+def test_a_link_cannot_name_ids_no_database_holds_or_compare_thousands_of_runs():
+    huge, long = "9" * 20, "1" * 5000  # the second would overflow int() itself
+    state = sharing.from_query({"runs": f"3,{huge},{long},4"})
+    assert state["runs"] == [3, 4]
+    assert sum("is not a run id" in problem for problem in state.problems) == 2
+    many = sharing.from_query({"runs": ",".join(str(run_id) for run_id in range(1, 1001))})
+    assert many["runs"] == list(range(1, sharing.MAX_COMPARED + 1))
+    assert any(f"at most {sharing.MAX_COMPARED} runs; 950 were left out" in problem for problem in many.problems)

@@ -216,6 +216,7 @@ def test_release_hands_a_run_back_to_the_queue(factory):
     with factory() as session:
         run = session.get(Run, run_id)
         assert (run.status, run.progress_step, run.latest, run.started_at) == (RunStatus.QUEUED, None, None, None)
+        assert queue.load_curves(session, run_id) == {}  # a queued run shows no curve of an attempt that ended
     assert claim(factory, "w2") == run_id
 
 

@@ -56,8 +56,11 @@ def test_launch_train_and_compare_in_a_real_browser(chromium, dashboard, tools, 
     page.wait_for_url(f"**/compare?runs={launched}%2C{xss_run}", timeout=30_000)
     page.goto(page.url + "&x=seconds&smooth=0.5")
     _settle(page)
-    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=30_000)
-    assert page.locator(".js-plotly-plot").count() == 5
+    page.locator(".js-plotly-plot").nth(2).wait_for(timeout=30_000)
+    # Against seconds: steps over time, then accuracy and loss, each drawn once against the chosen x.
+    assert page.locator(".js-plotly-plot").count() == 3
+    titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
+    assert titles[0] == "Steps over time" and all(title.endswith("vs seconds since first step") for title in titles[1:])
     legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
     assert XSS_NAME in " ".join(legend) or f"#{xss_run} {XSS_NAME}" in legend
     assert page.get_by_text(f"#{xss_run} {XSS_NAME}").count() >= 1  # the run picker shows the name as text
