@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from dashboard.settings import Settings
 from db import queue
 from db.run_config import ConfigError, RunConfig, validate_config
-from rnncore.data import KERAS_CACHE, OFFLINE_TEST_SIZE
+from db.datasets import KERAS_CACHE, OFFLINE_TEST_SIZE
 
 # The fields a grid can vary, in the order they appear in run names.
 GRID_FIELDS = ("cell", "mode", "implementation", "hidden_units", "n_steps")

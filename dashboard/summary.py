@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, Callable, Mapping, Optional
 
-from rnncore.data import SERIES_SOURCE  # plain NumPy module: no TensorFlow
+from db.datasets import SERIES_SOURCE
 
 Row = tuple[str, str]  # (label, value as shown)
 

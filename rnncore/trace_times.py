@@ -15,8 +15,8 @@ import argparse
 import time
 
 from rnncore.bench import make_train_step
-from rnncore.cells import CELLS
-from rnncore.network import MODES, RNNSpec
+from rnncore.nn.cells import CELLS
+from rnncore.nn.network import MODES, RNNSpec
 
 
 def measure(spec: RNNSpec, steps: int, batch: int, features: int, later_steps: int = 3) -> tuple[float, float]:

@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 from db.run_config import RunConfig  # noqa: E402
 from rnncore import data  # noqa: E402
 from rnncore.memory import MemoryWatch  # noqa: E402
-from rnncore.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
+from rnncore.nn.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
 
 EVAL_BATCH_SIZE = 128
 ROLLOUT_STEPS = 300
@@ -56,7 +56,7 @@ class Interrupted(RuntimeError):
 
 
 def spec_for(config: RunConfig) -> RNNSpec:
-    """The recurrent layer's spec: the part of the config rnncore.network understands."""
+    """The recurrent layer's spec: the part of the config rnncore.nn.network understands."""
     return RNNSpec(cell=config.cell, units=config.hidden_units, layers=config.layers, mode=config.mode,
                    implementation=config.implementation, activation=config.activation,
                    sru_highway=config.sru_highway, bidirectional=config.bidirectional,

@@ -15,7 +15,7 @@ from dashboard.state import PASSWORD_KEY, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
 from db.run_config import Cell, ConfigError, Implementation, Mode
-from rnncore.presets import PRESETS
+from db.presets import PRESETS
 
 SPECS = {spec.name: spec for spec in forms.field_specs()}
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from dashboard import forms
 from db.models import Run, RunStatus
 from db.run_config import RunConfig, config_to_json, validate_config
-from rnncore.presets import PRESETS
+from db.presets import PRESETS
 
 SPECS = {spec.name: spec for spec in forms.field_specs()}
 # The fields that decide which others are drawn: set first, then the page reruns.

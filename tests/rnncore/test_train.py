@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from db.run_config import validate_config
+from db.presets import PRESETS
 from rnncore import data, train
 
 BASE = {"name": "t", "task": "mnist", "cell": "lstm", "hidden_units": 16, "batch_size": 64, "seed": 1}
@@ -149,3 +150,14 @@ def test_variable_length_series_train_in_dynamic_mode():
 def test_a_batch_larger_than_the_training_set_is_refused_with_both_sizes(mnist):
     with pytest.raises(ValueError, match="batch_size 512 is larger than the training set \\(300 examples"):
         run(dataset=mnist, train_subset=300, batch_size=512, max_steps=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_run_of_every_preset_trains(name):
+    """A preset is only data until it trains: two steps of each run, as the worker would run them."""
+    for config in PRESETS[name].configs:
+        short = validate_config({**config, "max_steps": 2, "epochs": None, "target_accuracy": None,
+                                 "eval_every": None})
+        summary = train.train(short, lambda *_: None)
+        assert summary["steps"] == 2, config["name"]

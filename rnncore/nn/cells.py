@@ -265,7 +265,7 @@ class SRUCell(Cell):
         return tf.concat(blocks, axis=-1)
 
     def unroll_sequence(self, inputs, initial_state, sequence_length=None):
-        """The whole sequence `[B, T, F]` at once, for `rnncore.unroll`: `(outputs [B, T, H], final SRUState)`.
+        """The whole sequence `[B, T, F]` at once, for `rnncore.nn.unroll`: `(outputs [B, T, H], final SRUState)`.
 
         The same equations as `project_inputs` + `step`, computed the fast way: one matrix
         product per block for all steps, then the elementwise rest in `sru_recurrence`

@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnncore import cells
-from rnncore.unroll import refuse_static_sequence_length, reverse_in_time, unroll
+from rnncore.nn import cells
+from rnncore.nn.unroll import refuse_static_sequence_length, reverse_in_time, unroll
 
 MODES = ("static", "dynamic")
 IMPLEMENTATIONS = ("unroll", "keras")
@@ -114,7 +114,7 @@ _KERAS_LAYERS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru"
 
 
 def _keras_core(spec: RNNSpec, seed: int, name: str):
-    """Keras's own layer for `spec.cell`, initialised like the matching `rnncore.cells` cell."""
+    """Keras's own layer for `spec.cell`, initialised like the matching `rnncore.nn.cells` cell."""
     options = {"activation": spec.activation} if spec.cell == "rnn" else {}
     return _KERAS_LAYERS[spec.cell](
         spec.units,

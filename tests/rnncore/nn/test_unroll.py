@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnncore import cells
-from rnncore.unroll import dynamic_unroll, reverse_in_time, static_unroll, unroll
+from rnncore.nn import cells
+from rnncore.nn.unroll import dynamic_unroll, reverse_in_time, static_unroll, unroll
 
 B, T, F, H = 4, 6, 3, 5
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnncore import cells
-from rnncore.unroll import dynamic_unroll, static_unroll
+from rnncore.nn import cells
+from rnncore.nn.unroll import dynamic_unroll, static_unroll
 
 B, F, H = 3, 5, 4
 TOL = dict(rtol=1e-5, atol=1e-5)
 
-# Keras's gate blocks, in Keras's column order, and the order rnncore.cells documents.
+# Keras's gate blocks, in Keras's column order, and the order rnncore.nn.cells documents.
 KERAS_GATES = {"rnn": ["h"], "lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"]}
 UNROLL_GATES = {"rnn": ["h"], "lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"]}
 

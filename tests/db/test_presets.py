@@ -3,7 +3,7 @@
 import pytest
 
 from db.run_config import validate_config
-from rnncore.presets import PRESETS, preset
+from db.presets import PRESETS, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -47,16 +47,3 @@ def test_e5_has_the_basic_rnn_the_series_model_and_the_deep_dropout_model():
 def test_an_unknown_preset_lists_the_known_ones():
     with pytest.raises(KeyError, match="e1-static-vs-dynamic"):
         preset("e9")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(PRESETS))
-def test_every_run_of_every_preset_trains(name):
-    """A preset is only data until it trains: two steps of each run, as the worker would run them."""
-    from rnncore import train  # noqa: PLC0415  (TensorFlow only for this test)
-
-    for config in PRESETS[name].configs:
-        short = validate_config({**config, "max_steps": 2, "epochs": None, "target_accuracy": None,
-                                 "eval_every": None})
-        summary = train.train(short, lambda *_: None)
-        assert summary["steps"] == 2, config["name"]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnncore import cells
-from rnncore.network import RNNSpec, build_rnn, count_parameters
-from rnncore.unroll import dynamic_unroll
+from rnncore.nn import cells
+from rnncore.nn.network import RNNSpec, build_rnn, count_parameters
+from rnncore.nn.unroll import dynamic_unroll
 
 B, T, F, H = 4, 6, 3, 5
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -1,7 +1,7 @@
 """Unrolling a cell over time: static (a Python loop, one cell copy per step) or dynamic (tf.while_loop).
 
 Both functions take batch-major inputs `[B, T, F]` and return `(outputs [B, T, H], final_state)`.
-A *core* is anything with the cell protocol of `rnncore.cells.Cell`:
+A *core* is anything with the cell protocol of `rnncore.nn.cells.Cell`:
 
 * `project_inputs(inputs)`: the input-only part of every step, for all steps at once;
 * `step(projection_t, state) -> (output_t, next_state)`: the recurrent part of one step;
@@ -9,7 +9,7 @@ A *core* is anything with the cell protocol of `rnncore.cells.Cell`:
 
 For the same weights, both functions give the same outputs, final state and gradients.
 A core that offers `unroll_sequence(inputs, initial_state, sequence_length=None)` (the SRU)
-computes the whole sequence itself, in both modes (see `rnncore.cells`).
+computes the whole sequence itself, in both modes (see `rnncore.nn.cells`).
 """
 
 from __future__ import annotations
