@@ -33,6 +33,10 @@ class Action:
     apply: Callable[[Session, int, Settings], str]
     confirm: Optional[str] = None  # a question ({runs} stands for the list), asked before applying
 
+    def question(self, runs: str) -> str:
+        """The confirmation question for these runs (an action that asks none is applied at once)."""
+        return (self.confirm or "Apply {runs}?").format(runs=runs)
+
 
 def _within_limits(session: Session, run_id: int, settings: Settings) -> None:
     """A run from the command line may exceed this host's step cap: refuse to run it again here."""

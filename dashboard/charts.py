@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -53,7 +54,7 @@ class Line:
 # --- transforms ------------------------------------------------------------------------
 
 
-def ema(values: Sequence[float], weight: float) -> np.ndarray:
+def ema(values: npt.ArrayLike, weight: float) -> np.ndarray:
     """Exponential moving average with debiasing, as TensorBoard draws it.
 
     s_t = weight * s_{t-1} + (1 - weight) * y_t with s = 0 before the first value, divided by
@@ -178,7 +179,7 @@ def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_titl
         dash = DASHES[index % len(DASHES)]  # identical curves (static vs dynamic by step) stay visible
         name = html.escape(line.label) + (f" ({line.runs} runs)" if line.runs > 1 else "")
         group = f"line{index}"
-        if line.low is not None and line.runs > 1:
+        if line.low is not None and line.high is not None and line.runs > 1:
             low, high = ema(line.low, smoothing), ema(line.high, smoothing)
             keep = np.union1d(downsample(line.x, low, max_points), downsample(line.x, high, max_points))
             x = _x_values(line.x[keep], x_axis)

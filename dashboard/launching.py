@@ -79,7 +79,8 @@ def validate_all(configs: Sequence[Mapping[str, Any]]) -> tuple[list[RunConfig],
 
     Each field keeps its first failure; with several runs the message names the run.
     """
-    valid, errors = [], {}
+    valid: list[RunConfig] = []
+    errors: dict[str, str] = {}
     for config in configs:
         try:
             valid.append(validate_config(dict(config)))

@@ -39,7 +39,8 @@ def settings() -> Settings:
     return resolve(os.environ, _secrets())
 
 
-def database_url() -> str:
+def current_db_url() -> str:
+    """The database this dashboard serves now (settings are read on every rerun)."""
     return settings().db_url
 
 
@@ -50,7 +51,7 @@ def _sessions_for(url: str) -> sessionmaker[Session]:
 
 
 def sessions() -> sessionmaker[Session]:
-    return _sessions_for(database_url())
+    return _sessions_for(current_db_url())
 
 
 @st.cache_resource(show_spinner=False)
@@ -105,7 +106,7 @@ def database_trouble(error: SQLAlchemyError, retried: bool = True) -> None:
     busy timeout): one sentence on the page instead of a traceback. A live view tries again on
     its next tick; the rest of a page on the next reload."""
     log.warning("the dashboard could not read the database: %s", error)
-    sentence = describe_database_error(error, database_url()).replace("cannot open", "cannot read", 1)
+    sentence = describe_database_error(error, current_db_url()).replace("cannot open", "cannot read", 1)
     again = f"Trying again every {REFRESH_SECONDS} s." if retried else "Reload the page to try again."
     st.warning(f"{md_escape(sentence)}. {again}")
 
@@ -158,12 +159,12 @@ def _points(url: str, run_id: int, started_at, version: tuple) -> pd.DataFrame:
 
 def run_infos(run_ids, token: tuple) -> list[queries.RunInfo]:
     """The runs with these ids, in that order (ids that do not exist are left out)."""
-    return _run_infos(database_url(), tuple(int(run_id) for run_id in run_ids), token)
+    return _run_infos(current_db_url(), tuple(int(run_id) for run_id in run_ids), token)
 
 
 def points_for(runs) -> pd.DataFrame:
     """The long points table of the runs (see dashboard.charts), cached per run and progress."""
-    url = database_url()
+    url = current_db_url()
     return queries.concat_points([_points(url, run.id, run.started_at, (run.status, run.attempts, run.progress_step))
                                   for run in runs])
 
@@ -177,7 +178,7 @@ def _run_choices(url: str, token: tuple, include: tuple[int, ...]) -> list[tuple
 def run_choices(token: tuple, include=()) -> list[tuple[int, str]]:
     """(id, label) of the newest runs for pickers, plus the runs of `include` (ids from a link),
     however old: a picker must never make an existing run unreachable."""
-    return _run_choices(database_url(), token, tuple(sorted({int(run_id) for run_id in include})))
+    return _run_choices(current_db_url(), token, tuple(sorted({int(run_id) for run_id in include})))
 
 
 @st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=100)
@@ -189,7 +190,7 @@ def _run_page(url: str, token: tuple, filters: tuple, offset: int, limit: int):
 def run_page(token: tuple, filters: dict, offset: int, limit: int) -> queries.RunPage:
     """One page of the Runs table under the filters, with the count of every matching run."""
     frozen = tuple(sorted((key, tuple(values)) for key, values in filters.items() if values))
-    return _run_page(database_url(), token, frozen, offset, limit)
+    return _run_page(current_db_url(), token, frozen, offset, limit)
 
 
 @st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=20)
@@ -199,7 +200,7 @@ def _filter_options(url: str, token: tuple) -> dict[str, list]:
 
 
 def filter_options(token: tuple) -> dict[str, list]:
-    return _filter_options(database_url(), token)
+    return _filter_options(current_db_url(), token)
 
 
 def worker_health():

@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from sqlalchemy import create_engine, text
 
@@ -77,7 +77,7 @@ def measure(url: str, claimers: int, runs: int) -> dict:
     }
 
 
-def _fresh_postgres_schema(url: str) -> tuple[str, callable]:
+def _fresh_postgres_schema(url: str) -> tuple[str, Callable[[], None]]:
     schema = f"unroll_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url)
     with admin.begin() as connection:

@@ -95,7 +95,9 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this release knows."""
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "db/migrations has no revisions"
+    return head
 
 
 def current_revision(engine: Engine) -> Optional[str]:

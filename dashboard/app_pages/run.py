@@ -50,7 +50,7 @@ def pick_run(token: tuple) -> Optional[int]:
         return None
     if PICKED not in st.session_state:  # no link: the newest run
         st.session_state[PICKED] = max(labels)
-    return st.selectbox("run", sorted(labels, reverse=True), index=None, key=PICKED, format_func=labels.get,
+    return st.selectbox("run", sorted(labels, reverse=True), index=None, key=PICKED, format_func=lambda run_id: labels.get(run_id, str(run_id)),
                         placeholder="choose a run")
 
 
@@ -93,7 +93,7 @@ def show_messages(run_id: int) -> None:
 
 
 def confirm(action: actions.Action, run_id: int) -> None:
-    st.warning(action.confirm.format(runs=f"run {run_id}"))
+    st.warning(action.question(f"run {run_id}"))
     yes, no = st.columns(2)
     yes.button(f"Yes, {action.label.rstrip('…').lower()}", key="run_confirm_yes", type="primary",
                on_click=act, args=(action.key, run_id))
@@ -156,7 +156,7 @@ def curves(run: RunInfo) -> None:
     """Every recorded curve, by step and by seconds."""
     points = points_for([run])
     present = sorted(points["metric"].unique()) if len(points) else []
-    tasks = {run.config.get("task")}
+    tasks = {str(run.config.get("task"))}
     for metric in present:
         label = charts.metric_label(metric, tasks)
         left, right = st.columns(2)

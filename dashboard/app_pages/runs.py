@@ -115,7 +115,7 @@ def _ask_or_act(key: str) -> None:
 
 def _confirmation() -> None:
     key, ids = st.session_state[CONFIRM]
-    st.warning(actions.ACTIONS[key].confirm.format(runs=f"{len(ids)} run(s) ({', '.join(map(str, ids))})"))
+    st.warning(actions.ACTIONS[key].question(f"{len(ids)} run(s) ({', '.join(map(str, ids))})"))
     yes, no = st.columns(2)
     yes.button("Yes", key=f"confirm_{key}_yes", type="primary", on_click=_act, args=(key, ids))
     no.button("No, keep them as they are", key=f"confirm_{key}_no", on_click=lambda: st.session_state.pop(CONFIRM))
