@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 from annotated_types import Ge, Gt, Le, Lt
 
-from db.run_config import RunConfig
+from db.run_config import RunConfig, inapplicable_fields
 
 
 # Where each field sits on the page. Every field that decides whether another applies comes
@@ -34,31 +34,24 @@ GROUPS: dict[str, tuple[str, ...]] = {
 # the series task refuses it and a prefilled target would stop every MNIST run early.
 FORM_DEFAULTS = {"name": "my run", "max_steps": 300}
 
+# Fields the schema accepts everywhere, but whose description says they are for one cell or task only.
+DESCRIBED_FOR = {"sru_highway": lambda chosen: chosen["cell"] == "sru",
+                 "n_steps": lambda chosen: chosen["task"] == "series"}
+
 
 def applicable_fields(values: Mapping[str, Any]) -> set[str]:
     """The fields that mean something for the task, cell, mode and number of layers chosen.
 
     A field is left out when db.run_config's cross-field rules would refuse any value but
-    its default (relu for an LSTM, a target accuracy for the series task, swap memory when
-    static, ...), or when its description says it is for one cell or task only (the SRU's
-    highway, the series' window length). The page draws only these; the others take the
-    schema's default. Missing values count as the defaults.
+    its default (`inapplicable_fields`: relu for an LSTM, a target accuracy for the series
+    task, swap memory when static, ...), or when its description says it is for one cell
+    or task only (DESCRIBED_FOR: the SRU's highway, the series' window length). The page
+    draws only these; the others take the schema's default. Missing values count as the
+    defaults.
     """
     chosen = {**{name: info.default for name, info in RunConfig.model_fields.items()}, **values}
-    task, cell, mode = chosen["task"], chosen["cell"], chosen["mode"]
-    left_out = {
-        "target_accuracy": task == "series",
-        "implementation": cell == "sru",
-        "activation": cell != "rnn",
-        "sru_highway": cell != "sru",
-        "residual": chosen["layers"] < 2,
-        "swap_memory": mode != "dynamic",
-        "n_steps": task != "series",
-        "variable_length": task != "series" or mode != "dynamic",
-        "head": task != "mnist",
-        "data_path": task != "mnist",
-    }
-    return {name for name in RunConfig.model_fields if not left_out.get(name, False)}
+    left_out = inapplicable_fields(chosen) | {name for name, applies in DESCRIBED_FOR.items() if not applies(chosen)}
+    return set(RunConfig.model_fields) - left_out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from db import queue
 from db.models import Run, RunStatus, utcnow
 from db.run_config import Cell, Mode, Task
+from db.summary import StoredSummary
 
 POINT_COLUMNS = ["run_id", "metric", "step", "seconds", "wall", "value"]
 
@@ -27,7 +28,7 @@ class RunInfo:
     group: Optional[str]
     status: str
     config: dict[str, Any]
-    summary: dict[str, Any]
+    summary: StoredSummary  # as stored (see db.summary); read figures with RunSummary.from_stored
     started_at: Optional[datetime]
     finished_at: Optional[datetime]
     error: Optional[str]
@@ -141,7 +142,7 @@ def worker_health(session: Session, within: timedelta) -> dict[str, Any]:
     return {"workers": [{"id": w.id, "host": w.host, "pid": w.pid, "last heartbeat": w.heartbeat_at,
                          "run": w.current_run_id} for w in workers],
             "queued": waiting, "stranded": waiting > 0 and not workers,
-            "silent": [(run_id, (now - beat).total_seconds()) for run_id, beat in silent]}
+            "silent": [(run_id, (now - beat).total_seconds()) for run_id, beat in silent if beat is not None]}
 
 
 def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:

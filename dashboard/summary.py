@@ -1,9 +1,11 @@
 """A run's summary as a person reads it: one row per figure, with a label, a unit and sensible
 rounding (no Streamlit: the Run page draws the rows, tests read them directly).
 
-The keys are the ones rnncore.train.summarize and rnncore.data.Dataset.describe write. A key
-this module does not know (from a newer worker, say) is still shown, under its own name, so
-nothing a worker recorded is hidden.
+The keys are the fields of db.summary.RunSummary (what rnncore.train.summarize writes). The
+rows are built from the stored mapping itself, not from a RunSummary read of it: a key this
+module does not know (from a newer worker, say) is still shown, under its own name, and a value
+of an unexpected type is shown as it is rather than dropped, so nothing a worker recorded is
+hidden.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from db.datasets import SERIES_SOURCE
 
 Row = tuple[str, str]  # (label, value as shown)
 
-# Not figures: the series task's test instance and rollouts, drawn as charts by the page.
-NOT_FIGURES = ("series",)
+# Not figures: the series task's test instance and rollouts, drawn as charts by the page, and the
+# summary's schema version (bookkeeping, not a result).
+NOT_FIGURES = ("series", "schema_version")
 # The data keys are shown together, in words (see data_rows).
 DATA_KEYS = ("data_source", "train_examples", "test_examples")
 

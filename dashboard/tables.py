@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.charts import group_value
+from db.summary import RunSummary
 
 # Columns where a lower value is better, and where a higher one is: highlighted as best.
 LOWER_IS_BETTER = ("steps to target", "seconds to target", "ms per step", "test MSE", "trace s", "peak MB")
@@ -42,25 +43,24 @@ def median_step_ms(points: pd.DataFrame, run_id: int, metric: str = "loss") -> O
     return float(np.median(per_step) * 1000)
 
 
-def _number(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def summary_table(runs: Sequence[Any], points: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
-    """One row per run: the figures to compare, from its summary and (as a fallback) its curves."""
+    """One row per run: the figures to compare, from its summary and (as a fallback) its curves.
+
+    The summary is read with `RunSummary.from_stored`: a figure stored with the wrong type is empty."""
     rows = []
     for run in runs:
-        summary, config = run.summary or {}, run.config or {}
+        figures, config = RunSummary.from_stored(run.summary), run.config or {}
         step, seconds = first_reaching(points, run.id, target)
-        ms = _number(summary.get("median_step_ms"))
         rows.append({
             "run": run.label, "group": run.group, "status": run.status, "task": config.get("task"),
-            "steps": summary.get("steps", run.progress_step),
+            # A summary's steps (even null); the run's progress when its summary has none.
+            "steps": figures.steps if "steps" in figures.model_fields_set else run.progress_step,
             "steps to target": step, "seconds to target": seconds,
-            "ms per step": ms if ms is not None else median_step_ms(points, run.id),
-            "test accuracy": _number(summary.get("test_accuracy")), "test MSE": _number(summary.get("test_mse")),
-            "trace s": _number(summary.get("trace_seconds")), "peak MB": _number(summary.get("peak_memory_mb")),
-            "parameters": summary.get("parameters"), "data source": summary.get("data_source"),
+            "ms per step": (figures.median_step_ms if figures.median_step_ms is not None
+                            else median_step_ms(points, run.id)),
+            "test accuracy": figures.test_accuracy, "test MSE": figures.test_mse,
+            "trace s": figures.trace_seconds, "peak MB": figures.peak_memory_mb,
+            "parameters": figures.parameters, "data source": figures.data_source,
         })
     table = pd.DataFrame(rows, columns=["run", "group", "status", "task", "steps", "steps to target",
                                         "seconds to target", "ms per step", "test accuracy", "test MSE",

@@ -7,6 +7,7 @@ import re
 import streamlit as st
 
 from dashboard import charts
+from db.summary import RunSummary
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -19,7 +20,8 @@ def md_escape(text: object) -> str:
 
 def series_figures(run, key: str) -> None:
     """A series run's test instance and generative rollout, side by side (when it has them)."""
-    series = run.summary.get("series")
+    plots = RunSummary.from_stored(run.summary).series
+    series = plots.to_stored() if plots is not None else {}
     if not series:
         return
     for place, build, suffix in zip(st.columns(2), (charts.series_instance_figure, charts.rollout_figure),

@@ -47,7 +47,7 @@ class DatabaseUnavailable(RuntimeError):
 DATABASE_UNAVAILABLE_EXIT = 2
 
 
-def database_url(url: Optional[str] = None) -> str:
+def resolve_db_url(url: Optional[str] = None) -> str:
     """The URL to use: an explicit one, else UNROLL_DB_URL, else the local SQLite file."""
     return url or os.environ.get("UNROLL_DB_URL") or DEFAULT_DB_URL
 
@@ -69,8 +69,8 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 
 
 def make_engine(url: Optional[str] = None, *, migrate: bool = True) -> Engine:
-    """An engine for `url` (see database_url), with the schema brought up to date."""
-    url = database_url(url)
+    """An engine for `url` (see resolve_db_url), with the schema brought up to date."""
+    url = resolve_db_url(url)
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}} if is_sqlite else {"pool_pre_ping": True}
     engine = create_engine(url, **options)
@@ -271,7 +271,7 @@ _OPENING_ERRORS = (SQLAlchemyError, SchemaTooNewError, OSError, ValueError, Impo
 def connect_or_explain(url: Optional[str] = None, *, migrate: bool = True) -> Engine:
     """make_engine, but connected now (and migrated unless migrate=False), and any failure
     raised as DatabaseUnavailable with one sentence (the original error as its cause)."""
-    url = database_url(url)
+    url = resolve_db_url(url)
     try:
         engine = make_engine(url, migrate=migrate)
         if not migrate:

@@ -32,16 +32,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, cast
 
 import numpy as np
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
 from db.models import FINISHED_STATUSES, MetricPoint, Run, RunStatus, Worker, utcnow
 from db.run_config import RunConfig, config_to_json, validate_config
+from db.summary import RunSummary, StoredSummary
 
 WORKER_LOST = "worker lost"
 # How long a running run may go without a heartbeat before any worker or dashboard fails it.
@@ -68,6 +70,11 @@ class Point:
     wall: Optional[float] = None
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (session.execute returns a CursorResult for them)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
 def _describe(session: Session, run_id: int) -> str:
     """For error messages only, after a guarded statement matched no row."""
     status = session.scalar(select(Run.status).where(Run.id == run_id))
@@ -77,7 +84,7 @@ def _describe(session: Session, run_id: int) -> str:
 def _transition(session: Session, run_id: int, action: str, where: Sequence[Any], values: dict[str, Any]) -> None:
     """Apply `values` to the run if it matches `where`; refuse with a clear error otherwise."""
     result = session.execute(update(Run).where(Run.id == run_id, *where).values(**values))
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         raise TransitionError(f"cannot {action}: {_describe(session, run_id)}")
 
 
@@ -105,7 +112,7 @@ def change_token(session: Session) -> tuple[int, int, int]:
 
 
 def count_queued(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Run).where(Run.status == RunStatus.QUEUED))
+    return session.scalar(select(func.count()).select_from(Run).where(Run.status == RunStatus.QUEUED)) or 0
 
 
 def enqueue_many(
@@ -239,13 +246,13 @@ def _insert_ignoring_duplicates(session: Session):
     return insert(MetricPoint)
 
 
-def finish(session: Session, run_id: int, worker_id: str, summary: dict[str, Any]) -> None:
-    """running -> succeeded, with the run's summary figures."""
+def finish(session: Session, run_id: int, worker_id: str, summary: StoredSummary) -> None:
+    """running -> succeeded, with the run's summary figures (`RunSummary.to_stored()`)."""
     _transition(session, run_id, "finish", _owned_by(worker_id),
                 {"status": RunStatus.SUCCEEDED, "summary": json_safe(summary), "finished_at": utcnow()})
 
 
-def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[dict[str, Any]] = None,
+def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[StoredSummary] = None,
          log_tail: Optional[str] = None) -> None:
     """running -> failed, keeping the error text, the worker's last log lines and every point stored."""
     _transition(session, run_id, "fail", _owned_by(worker_id),
@@ -253,7 +260,7 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Opt
                  "log_tail": log_tail})
 
 
-def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optional[dict[str, Any]] = None) -> None:
+def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optional[StoredSummary] = None) -> None:
     """running -> cancelled, once the worker has stopped training."""
     _transition(session, run_id, "mark cancelled", _owned_by(worker_id),
                 {"status": RunStatus.CANCELLED, "summary": json_safe(summary), "finished_at": utcnow()})
@@ -291,7 +298,7 @@ def request_cancel(session: Session, run_id: int) -> RunStatus:
         update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED)
         .values(status=RunStatus.CANCELLED, finished_at=utcnow())
     )
-    if queued.rowcount == 1:
+    if _rowcount(queued) == 1:
         return RunStatus.CANCELLED
     _transition(session, run_id, "cancel", [Run.status == RunStatus.RUNNING], {"cancel_requested": True})
     return RunStatus.RUNNING
@@ -330,7 +337,7 @@ def rerun(session: Session, run_id: int, max_queued: Optional[int] = None) -> in
 def delete_run(session: Session, run_id: int) -> None:
     """Delete a run that is not running, with its points (a running run must be cancelled first)."""
     result = session.execute(delete(Run).where(Run.id == run_id, Run.status != RunStatus.RUNNING))
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         raise TransitionError(f"cannot delete: {_describe(session, run_id)}")
     session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))  # in case foreign keys are off
 
@@ -387,13 +394,19 @@ def get_run(session: Session, run_id: int) -> Optional[Run]:
     return session.get(Run, run_id)
 
 
+def run_summary(session: Session, run_id: int) -> Optional[RunSummary]:
+    """A run's stored summary, read leniently (see db.summary); None when the run has none or does not exist."""
+    stored = session.scalar(select(Run.summary).where(Run.id == run_id))
+    return None if stored is None else RunSummary.from_stored(stored)
+
+
 def list_runs(session: Session, limit: int = 1000, offset: int = 0, where: Sequence[Any] = ()) -> list[Run]:
     """Newest first: the `limit` runs after the first `offset` of those matching `where`."""
     return list(session.scalars(select(Run).where(*where).order_by(Run.id.desc()).offset(offset).limit(limit)))
 
 
 def count_runs(session: Session, where: Sequence[Any] = ()) -> int:
-    return session.scalar(select(func.count()).select_from(Run).where(*where))
+    return session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
 
 
 @dataclass(frozen=True)

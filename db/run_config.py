@@ -5,13 +5,21 @@ queue refuses to store a config that does not validate, and the worker validates
 stored JSON again before executing it (a row edited by hand cannot make the worker do
 anything the schema does not allow).
 
+It is also the one statement of the run's vocabulary (the names below, as tuples for
+code that lists them) and of the rules for combining fields (`combination_problems`),
+which the form, the command line and the worker all go through. The network library
+(rnncore.nn) may not import this module, so it states its own names and its layer-level
+rules; tests/rnncore/nn/test_network.py checks that both agree name for name and refuse
+every layer combination with the same words.
+
 This module imports neither TensorFlow nor Streamlit, so any process can afford it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NamedTuple, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +30,14 @@ Implementation = Literal["unroll", "keras"]
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 Activation = Literal["tanh", "relu"]
 Head = Literal["last", "last3"]
+
+TASKS: tuple[str, ...] = get_args(Task)
+CELLS: tuple[str, ...] = get_args(Cell)
+MODES: tuple[str, ...] = get_args(Mode)
+IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+HEADS: tuple[str, ...] = get_args(Head)
 
 MAX_HIDDEN_UNITS = 4096
 MAX_LAYERS = 16
@@ -110,35 +126,76 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _options_fit_together(self) -> "RunConfig":
         """Cross-field rules: each refusal names the field the user should change."""
-        problems = list(_combination_problems(self))
+        problems = combination_problems(dict(self))
         if problems:
             field, message = problems[0]
             raise ValueError(f"{field}: {message}")
         return self
 
 
-def _combination_problems(config: RunConfig):
-    """Yield (field, message) for each pair of options that cannot work together."""
-    if config.target_accuracy is None and config.max_steps is None and config.epochs is None:
-        yield "max_steps", "set at least one stop criterion (target_accuracy, max_steps or epochs)"
-    if config.task == "series" and config.target_accuracy is not None:
-        yield "target_accuracy", "the series task has no accuracy (it measures MSE); use max_steps or epochs"
-    if config.implementation == "keras" and config.cell == "sru":
-        yield "implementation", "Keras has no SRU layer; use implementation 'unroll' for the sru cell"
-    if config.activation == "relu" and config.cell != "rnn":
-        yield "activation", "only the rnn cell takes an activation; lstm, gru and sru use their own gates"
-    if config.residual and config.layers < 2:
-        yield "residual", "residual connections join layers of equal width: use at least 2 layers"
-    if config.swap_memory and config.mode != "dynamic":
-        yield "swap_memory", "only the dynamic mode's while loop can swap memory"
-    if config.variable_length and config.task != "series":
-        yield "variable_length", "only the series task has windows of several lengths (MNIST rows are always 28)"
-    if config.variable_length and config.mode == "static":
-        yield "variable_length", "static unrolling needs every sequence of the same length: use mode 'dynamic'"
-    if config.head != "last" and config.task != "mnist":
-        yield "head", "the last-3-outputs head is for MNIST; the series task predicts at every step"
-    if config.data_path is not None and config.task != "mnist":
-        yield "data_path", "only the mnist task reads data files"
+class FieldRule(NamedTuple):
+    """`field` may leave its default only where `allowed(values)` holds; `message` says why not elsewhere."""
+
+    field: str
+    allowed: Callable[[Mapping[str, Any]], bool]
+    message: str
+
+
+STOP_FIELDS = ("target_accuracy", "max_steps", "epochs")
+STOP_PROBLEM = ("max_steps", "set at least one stop criterion (target_accuracy, max_steps or epochs)")
+
+# In the order they are checked (the first refusal is the one reported). The layer-level
+# rules (implementation to variable_length in static mode) are rnncore.nn.rules's, word for word.
+FIELD_RULES = (
+    FieldRule("target_accuracy", lambda v: v["task"] != "series",
+              "the series task has no accuracy (it measures MSE); use max_steps or epochs"),
+    FieldRule("implementation", lambda v: v["cell"] != "sru",
+              "Keras has no SRU layer; use implementation 'unroll' for the sru cell"),
+    FieldRule("activation", lambda v: v["cell"] == "rnn",
+              "only the rnn cell takes an activation; lstm, gru and sru use their own gates"),
+    FieldRule("residual", lambda v: v["layers"] >= 2,
+              "residual connections join layers of equal width: use at least 2 layers"),
+    FieldRule("swap_memory", lambda v: v["mode"] == "dynamic",
+              "only the dynamic mode's while loop can swap memory"),
+    FieldRule("variable_length", lambda v: v["task"] == "series",
+              "only the series task has windows of several lengths (MNIST rows are always 28)"),
+    FieldRule("variable_length", lambda v: v["mode"] != "static",
+              "static unrolling needs every sequence of the same length: use mode 'dynamic'"),
+    FieldRule("head", lambda v: v["task"] == "mnist",
+              "the last-3-outputs head is for MNIST; the series task predicts at every step"),
+    FieldRule("data_path", lambda v: v["task"] == "mnist",
+              "only the mnist task reads data files"),
+)
+
+
+def _with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with every field they leave out at the schema's default."""
+    return {**{name: info.default for name, info in RunConfig.model_fields.items()}, **values}
+
+
+def combination_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for each cross-field rule `values` break, in the order checked; [] when they fit.
+
+    `values` are plain field values (a form's, a command line's, `dict(config)`), not yet
+    validated one by one; a field left out counts as its default. Each message names the
+    field the user should change.
+    """
+    chosen = _with_defaults(values)
+    problems = [STOP_PROBLEM] if all(chosen[field] is None for field in STOP_FIELDS) else []
+    defaults = _with_defaults({})
+    for rule in FIELD_RULES:
+        if chosen[rule.field] != defaults[rule.field] and not rule.allowed(chosen):
+            problems.append((rule.field, rule.message))
+    return problems
+
+
+def inapplicable_fields(values: Mapping[str, Any]) -> set[str]:
+    """The fields the rules hold at their default for `values`: any other value would be refused.
+
+    Fields left out of `values` count as their defaults. The Launch form does not draw these.
+    """
+    chosen = _with_defaults(values)
+    return {rule.field for rule in FIELD_RULES if not rule.allowed(chosen)}
 
 
 class ConfigError(ValueError):

@@ -22,7 +22,10 @@ from typing import Any, Optional
 from db.engine import DatabaseUnavailable, connect_or_explain, masked_url, report_database_error
 from db.run_config import ConfigError, RunConfig, validate_config
 from db.presets import PRESETS
+from db.summary import RunSummary, StoredSummary
 
+# The RunSummary fields the text output lists, in order; --json prints every stored key but NOT_PRINTED.
+NOT_PRINTED = ("schema_version", "series")
 SUMMARY_KEYS = ("steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step", "target_seconds",
                 "test_accuracy", "test_mse", "parameters", "peak_memory_mb", "data_source", "stopped_by")
 
@@ -95,15 +98,16 @@ class ProgressLine:
         self.stream.write("\n")
 
 
-def print_summary(config: RunConfig, outcome: str, summary: Optional[dict], as_json: bool) -> None:
-    summary = {key: value for key, value in (summary or {}).items() if key != "series"}
+def print_summary(config: RunConfig, outcome: str, summary: Optional[StoredSummary], as_json: bool) -> None:
+    figures = RunSummary.from_stored(summary)
     if as_json:
-        print(json.dumps({"name": config.name, "outcome": outcome, **summary}))
+        shown = {key: value for key, value in figures.to_stored().items() if key not in NOT_PRINTED}
+        print(json.dumps({"name": config.name, "outcome": outcome, **shown}))
         return
     print(f"{config.name}: {outcome}")
     for key in SUMMARY_KEYS:
-        if summary.get(key) is not None:
-            value = summary[key]
+        value = getattr(figures, key)
+        if value is not None:
             print(f"  {key:<16} {value:.4g}" if isinstance(value, float) else f"  {key:<16} {value}")
 
 

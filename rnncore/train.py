@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from db.run_config import RunConfig  # noqa: E402
+from db.summary import SCHEMA_VERSION, RunSummary, StoredSummary  # noqa: E402
 from rnncore import data  # noqa: E402
 from rnncore.memory import MemoryWatch  # noqa: E402
 from rnncore.nn.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
@@ -40,7 +41,7 @@ StopCheck = Callable[[], Optional[str]]
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the curve up to that step has been recorded."""
 
-    def __init__(self, step: int, summary: dict):
+    def __init__(self, step: int, summary: StoredSummary):
         super().__init__(f"diverged at step {step}: the loss is not finite")
         self.step = step
         self.summary = summary
@@ -49,7 +50,7 @@ class Diverged(RuntimeError):
 class Interrupted(RuntimeError):
     """Training stopped early because `should_stop` gave a reason (e.g. cancel, shutdown)."""
 
-    def __init__(self, reason: str, summary: dict):
+    def __init__(self, reason: str, summary: StoredSummary):
         super().__init__(f"interrupted: {reason}")
         self.reason = reason
         self.summary = summary
@@ -75,9 +76,10 @@ def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     return optimizers[config.optimizer](learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
 
 
-class Model(keras.Model):
+class SequenceModel(keras.Model):
     """The recurrent stack and its head: for mnist the last step's output (or the last 3,
-    concatenated) into 10 logits; for series a one-value projection at every step."""
+    concatenated) into 10 logits (a classifier); for series a one-value projection at every
+    step (a next-value regressor)."""
 
     def __init__(self, config: RunConfig, input_size: int):
         super().__init__()
@@ -143,7 +145,7 @@ class Trainer:
     def __init__(self, config: RunConfig, dataset: data.Dataset):
         self.config, self.dataset = config, dataset
         self.input_size = dataset.x_train.shape[-1]
-        self.model = Model(config, self.input_size)
+        self.model = SequenceModel(config, self.input_size)
         self.optimizer = make_optimizer(config)
         self.model(dataset.x_train[:1])  # create the head's weights before tracing the step
         self.train_step = tf.function(self._train_step)
@@ -200,7 +202,7 @@ class Trainer:
         return sequence
 
     def parameters(self) -> int:
-        return count_parameters(spec_for(self.config), self.input_size) + self.model.head.count_params()
+        return int(count_parameters(spec_for(self.config), self.input_size) + self.model.head.count_params())
 
 
 @dataclass
@@ -215,22 +217,31 @@ class Progress:
     stopped_by: str = ""
     step_ms: list[float] = field(default_factory=list)
 
+    def stop(self, reason: str) -> None:
+        """Record why training ends; reaching the target also records when it was reached."""
+        self.stopped_by = reason
+        if reason == "target_accuracy":
+            self.target_step, self.target_seconds = self.steps, self.train_seconds
 
-def summarize(trainer: Trainer, progress: Progress, memory: MemoryWatch) -> dict:
-    return {
-        "steps": progress.steps,
-        "train_seconds": progress.train_seconds,
-        "trace_seconds": progress.trace_seconds,
-        "median_step_ms": float(np.median(progress.step_ms)) if progress.step_ms else None,
-        "target_step": progress.target_step,
-        "target_seconds": progress.target_seconds,
-        "stopped_by": progress.stopped_by,
-        "parameters": trainer.parameters(),
+
+def summarize(trainer: Trainer, progress: Progress, memory: MemoryWatch, **final: Any) -> RunSummary:
+    """The run's summary so far; `final` adds what only a finished run has (the test figure, series plots)."""
+    return RunSummary(
+        schema_version=SCHEMA_VERSION,
+        steps=progress.steps,
+        train_seconds=progress.train_seconds,
+        trace_seconds=progress.trace_seconds,
+        median_step_ms=float(np.median(progress.step_ms)) if progress.step_ms else None,
+        target_step=progress.target_step,
+        target_seconds=progress.target_seconds,
+        stopped_by=progress.stopped_by,
+        parameters=trainer.parameters(),
         **memory.figures(),
-        "tensorflow": tf.__version__,
-        "device": _device_name(),
+        tensorflow=tf.__version__,
+        device=_device_name(),
         **trainer.dataset.describe(),
-    }
+        **final,
+    )
 
 
 def step_limit(config: RunConfig, train_size: int) -> Optional[int]:
@@ -241,19 +252,18 @@ def step_limit(config: RunConfig, train_size: int) -> Optional[int]:
     return min(limits) if limits else None
 
 
-def _stop_reason(config: RunConfig, progress: Progress, score: float, limit: Optional[int]) -> Optional[str]:
-    """Why the run ends after this step, if it does (the target is checked first)."""
+def stop_reason(config: RunConfig, steps: int, score: float, limit: Optional[int]) -> Optional[str]:
+    """Why the run ends after `steps` steps, the last scoring `score`, if it does (the target is checked first)."""
     if config.task == "mnist" and config.target_accuracy is not None and score >= config.target_accuracy:
-        progress.target_step, progress.target_seconds = progress.steps, progress.train_seconds
         return "target_accuracy"
-    if limit is not None and progress.steps >= limit:
+    if limit is not None and steps >= limit:
         return "max_steps" if limit == config.max_steps else "epochs"
     return None
 
 
 def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: None,
-          dataset: Optional[data.Dataset] = None) -> dict:
-    """Train one run to its stop criterion; return the summary.
+          dataset: Optional[data.Dataset] = None) -> StoredSummary:
+    """Train one run to its stop criterion; return the summary, as stored (`RunSummary.to_stored()`).
 
     Raises Interrupted when `should_stop` gives a reason, and Diverged on a non-finite
     loss; both carry the summary so far. Every step is reported through `record`.
@@ -275,8 +285,8 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
     for indices in shuffled_batches(len(dataset.x_train), config.batch_size, config.seed):
         reason = should_stop()
         if reason:
-            progress.stopped_by = reason
-            raise Interrupted(reason, summarize(trainer, progress, memory))
+            progress.stop(reason)
+            raise Interrupted(reason, summarize(trainer, progress, memory).to_stored())
         step_start = time.perf_counter()
         loss, score = trainer.step(indices)
         now = time.perf_counter()
@@ -292,15 +302,13 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
             clock_zero += time.perf_counter() - now  # evaluation is not training time
         record(progress.steps, progress.train_seconds, values)
         if not math.isfinite(loss):
-            progress.stopped_by = "diverged"
-            raise Diverged(progress.steps, summarize(trainer, progress, memory))
-        progress.stopped_by = _stop_reason(config, progress, score, limit) or ""
-        if progress.stopped_by:
+            progress.stop("diverged")
+            raise Diverged(progress.steps, summarize(trainer, progress, memory).to_stored())
+        reason = stop_reason(config, progress.steps, score, limit)
+        if reason:
+            progress.stop(reason)
             break
-    test_figure = trainer.evaluate()
-    series = trainer.series_plots() if config.task == "series" else None
-    summary = summarize(trainer, progress, memory)  # after evaluation: its memory counts too
-    summary[test_name] = test_figure
-    if series:
-        summary["series"] = series
-    return summary
+    final: dict[str, Any] = {test_name: trainer.evaluate()}
+    if config.task == "series":
+        final["series"] = trainer.series_plots()
+    return summarize(trainer, progress, memory, **final).to_stored()  # after evaluation: its memory counts too

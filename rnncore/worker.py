@@ -16,6 +16,7 @@ SIGINT or SIGTERM stops the worker cleanly: the run it holds goes back to the qu
 from __future__ import annotations
 
 import argparse
+import enum
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Optional
 
@@ -33,9 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
-from db.engine import make_engine, masked_url, session_factory, database_url
+from db.engine import make_engine, masked_url, session_factory, resolve_db_url
 from db.models import Run
 from db.run_config import ConfigError, validate_config
+from db.summary import StoredSummary
 
 log = logging.getLogger("unroll.worker")
 
@@ -49,6 +52,44 @@ RUN_LOST = "run taken away"  # reaped or deleted while we trained it
 SETTLE_ATTEMPTS = 5
 FINAL_FLUSH_ATTEMPTS = 5
 LOG_TAIL_LINES = 40
+
+
+class Outcome(str, enum.Enum):
+    """How a run's time with this worker ended; TRANSITIONS says what the queue records for each."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RELEASED = "released"  # the worker is shutting down: the run goes back to the queue
+    LOST = "lost"  # reaped or deleted while it trained: no longer this worker's, nothing to record
+
+
+# A stop reason that is not a cancel: the run is handed back, or it is no longer ours.
+STOPPED_BY_WORKER = {SHUTDOWN: Outcome.RELEASED, RUN_LOST: Outcome.LOST}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What training one run came to: its outcome, the summary so far (if training started) and
+    the error (failed runs)."""
+
+    outcome: Outcome
+    summary: Optional[StoredSummary] = None
+    error: Optional[str] = None
+
+
+# (session, run id, worker id, result, log tail): records a result in the queue.
+Transition = Callable[[Session, int, str, RunResult, Optional[str]], None]
+# The one place an outcome becomes a queue transition; LOST has none (the run is not ours any more).
+TRANSITIONS: dict[Outcome, Transition] = {
+    Outcome.SUCCEEDED: lambda session, run_id, worker_id, result, log_tail: queue.finish(
+        session, run_id, worker_id, result.summary),
+    Outcome.FAILED: lambda session, run_id, worker_id, result, log_tail: queue.fail(
+        session, run_id, worker_id, result.error, result.summary, log_tail),
+    Outcome.CANCELLED: lambda session, run_id, worker_id, result, log_tail: queue.mark_cancelled(
+        session, run_id, worker_id, result.summary),
+    Outcome.RELEASED: lambda session, run_id, worker_id, result, log_tail: queue.release(session, run_id, worker_id),
+}
 
 
 class LogTail(logging.Handler):
@@ -162,7 +203,7 @@ class Worker:
     def __init__(self, url: Optional[str] = None, stale_after: float = STALE_AFTER_SECONDS,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS, poll_seconds: float = POLL_SECONDS,
                  parent_pid: Optional[int] = None, on_step: Optional[Callable[[int, float, dict], None]] = None):
-        self.url = database_url(url)
+        self.url = resolve_db_url(url)
         self.on_step = on_step  # the command line shows progress through this
         self.factory = session_factory(make_engine(self.url))
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -253,27 +294,27 @@ class Worker:
     # --- one run -----------------------------------------------------------------------
 
     def execute(self, run: Run) -> str:
-        """Train one claimed run and record its outcome (returned); never leaves it running."""
+        """Train one claimed run and record its outcome, returned as its value (an Outcome's
+        string, e.g. "succeeded"); never leaves the run running."""
         self.current_run = run.id
         log.info("run %s (%s): started", run.id, run.name)
         recorder = RunRecorder(self.factory, run.id, self.id, self.heartbeat_seconds).start()
         tail = LogTail()
         logging.getLogger().addHandler(tail)
         try:
-            outcome = self._train(run, recorder)
+            result = self._train(run, recorder)
         finally:
             recorder.close()
             logging.getLogger().removeHandler(tail)
-        self._settle(run.id, recorder, *outcome, log_tail=tail.text())
+        self._settle(run.id, recorder, result, log_tail=tail.text())
         self.current_run = None
-        return outcome[0]
+        return result.outcome.value
 
-    def _train(self, run: Run, recorder: RunRecorder) -> tuple[str, Optional[dict], Optional[str]]:
-        """Returns (outcome, summary, error) where outcome is succeeded/failed/cancelled/released/lost."""
+    def _train(self, run: Run, recorder: RunRecorder) -> RunResult:
         try:
             config = validate_config(run.config)  # the stored row is checked again: it may be tampered with
         except ConfigError as error:
-            return "failed", None, f"the stored config is invalid: {error}"
+            return RunResult(Outcome.FAILED, error=f"the stored config is invalid: {error}")
         from rnncore import train  # TensorFlow is imported here, never by the dashboard
 
         def should_stop() -> Optional[str]:
@@ -289,32 +330,24 @@ class Worker:
                 self.on_step(step, seconds, values)
 
         try:
-            return "succeeded", train.train(config, record, should_stop), None
+            return RunResult(Outcome.SUCCEEDED, train.train(config, record, should_stop))
         except train.Interrupted as stop:
-            outcome = {SHUTDOWN: "released", RUN_LOST: "lost"}.get(stop.reason, "cancelled")
-            return outcome, stop.summary, None
+            return RunResult(STOPPED_BY_WORKER.get(stop.reason, Outcome.CANCELLED), stop.summary)
         except train.Diverged as diverged:
-            return "failed", diverged.summary, str(diverged)
+            return RunResult(Outcome.FAILED, diverged.summary, str(diverged))
         except Exception as error:  # any failure of the run is the run's, not the worker's
             log.exception("run %s failed", run.id)
-            return "failed", None, _describe_error(error)
+            return RunResult(Outcome.FAILED, error=_describe_error(error))
 
-    def _settle(self, run_id: int, recorder: RunRecorder, outcome: str, summary: Optional[dict],
-                error: Optional[str], log_tail: Optional[str] = None) -> None:
-        if outcome == "lost" or recorder.lost.is_set():
+    def _settle(self, run_id: int, recorder: RunRecorder, result: RunResult, log_tail: Optional[str] = None) -> None:
+        """Record the result through its outcome's transition, retrying a busy database."""
+        if result.outcome is Outcome.LOST or recorder.lost.is_set():
             log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
             return
         for attempt in range(1, SETTLE_ATTEMPTS + 1):
             try:
                 with self.factory.begin() as session:
-                    if outcome == "succeeded":
-                        queue.finish(session, run_id, self.id, summary)
-                    elif outcome == "failed":
-                        queue.fail(session, run_id, self.id, error, summary, log_tail)
-                    elif outcome == "cancelled":
-                        queue.mark_cancelled(session, run_id, self.id, summary)
-                    else:
-                        queue.release(session, run_id, self.id)
+                    TRANSITIONS[result.outcome](session, run_id, self.id, result, log_tail)
                 break
             except queue.TransitionError as refused:
                 log.warning("run %s: %s", run_id, refused)
@@ -322,7 +355,7 @@ class Worker:
             except SQLAlchemyError as failure:  # if this never succeeds, the reaper fails the run later
                 log.warning("run %s: recording the outcome failed (attempt %d): %s", run_id, attempt, failure)
                 time.sleep(attempt)
-        log.info("run %s: %s%s", run_id, outcome, f" ({error})" if error else "")
+        log.info("run %s: %s%s", run_id, result.outcome.value, f" ({result.error})" if result.error else "")
 
 
 def _describe_error(error: BaseException) -> str:

@@ -1,7 +1,8 @@
 """Recurrent cells, one time step each: basic RNN, LSTM, GRU and SRU.
 
-Every cell computes one step `(input_t, state) -> (output_t, next_state)`, but it is
-split in two so that the unroll functions can keep the time loop lean:
+Every cell is a `StepCore` (see `rnncore.nn.core`): it computes one step
+`(input_t, state) -> (output_t, next_state)`, split in two so that the unroll functions
+can keep the time loop lean:
 
 * `project_inputs(inputs)` does everything that depends on the inputs alone, for all
   time steps at once (one matrix product `x W + b` over `[..., F]`, whatever the
@@ -11,10 +12,10 @@ split in two so that the unroll functions can keep the time loop lean:
 
 `cell(input_t, state)` is the plain one-step form: `step(project_inputs(input_t), state)`.
 
-A cell may also offer `unroll_sequence(inputs, initial_state, sequence_length=None)`,
-the whole sequence at once, which the unroll functions then use instead. The SRU does:
-its recurrence is elementwise, so it runs as one XLA-compiled loop (with a hand-written
-backward pass) in both unrolling modes; see `SRUCell.unroll_sequence`.
+The SRU is also a `SequenceCore`: its `unroll_sequence(inputs, initial_state,
+sequence_length=None)` computes the whole sequence at once, which the unroll functions
+then use instead. Its recurrence is elementwise, so it runs as one XLA-compiled loop
+(with a hand-written backward pass) in both unrolling modes; see `SRUCell.unroll_sequence`.
 
 Weight layouts follow Keras (`kernel` is `[F, G*H]`, `recurrent_kernel` `[H, G*H]`,
 gate blocks side by side in Keras's order), so Keras weights load unchanged and a cell
@@ -34,8 +35,12 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-CELLS = ("rnn", "lstm", "gru", "sru")
-ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
+from rnncore.nn.core import SequenceCore, StepCore, masked_update
+from rnncore.nn.rules import refuse_layer_problems
+
+# The basic RNN's activations by name (the names are ACTIVATIONS).
+ACTIVATION_FUNCTIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
+ACTIVATIONS = tuple(ACTIVATION_FUNCTIONS)
 
 
 class RNNState(NamedTuple):
@@ -71,8 +76,8 @@ def project(inputs, kernel, bias=None):
     return out
 
 
-class Cell(keras.layers.Layer):
-    """Base class: one recurrent step, with the input projection hoisted out of the loop.
+class Cell(keras.layers.Layer, StepCore):
+    """Base class: a Keras layer that is a `StepCore` (one recurrent step, input projection hoisted out).
 
     Subclasses define `state_type`, `build`, `project_inputs` and `step`.
     """
@@ -95,12 +100,6 @@ class Cell(keras.layers.Layer):
         zeros = tf.zeros(tf.stack([batch_size, self.units]), dtype=dtype)
         return self.state_type(*([zeros] * len(self.state_type._fields)))
 
-    def project_inputs(self, inputs):
-        raise NotImplementedError
-
-    def step(self, projection_t, state):
-        raise NotImplementedError
-
     def call(self, input_t, state):
         """One full step from a raw input `[B, F]`: `step(project_inputs(input_t), state)`."""
         return self.step(self.project_inputs(input_t), state)
@@ -119,10 +118,10 @@ class BasicRNNCell(Cell):
 
     def __init__(self, units, activation="tanh", seed=0, **kwargs):
         super().__init__(units, seed=seed, **kwargs)
-        if activation not in ACTIVATIONS:
+        if activation not in ACTIVATION_FUNCTIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.activation_name = activation
-        self._activation = ACTIVATIONS[activation]
+        self._activation = ACTIVATION_FUNCTIONS[activation]
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
@@ -219,7 +218,7 @@ class GRUCell(Cell):
         return h, GRUState(h)
 
 
-class SRUCell(Cell):
+class SRUCell(Cell, SequenceCore):
     """Simple Recurrent Unit (Lei et al. 2017, "Training RNNs as Fast as CNNs")::
 
         [z, f, r(, x')] = x_t W                  x' only with the highway on and F != H
@@ -285,14 +284,14 @@ class SRUCell(Cell):
         mask = None
         if sequence_length is not None:
             lengths = tf.cast(sequence_length, tf.int32)
-            mask = tf.cast(tf.sequence_mask(lengths, tf.shape(inputs)[1]), inputs.dtype)[:, :, None]  # [B, T, 1]
+            mask = tf.sequence_mask(lengths, tf.shape(inputs)[1])  # [B, T] bool
         outputs, cell = sru_recurrence(z, f_pre, r_pre, highway, mask, initial_state.cell, self.bias[:h], self.bias[h:])
         # The compiled loop loses the static shape; a static layer stacked on this one needs T.
         outputs = tf.ensure_shape(outputs, [inputs.shape[0], inputs.shape[1], h])
         if sequence_length is None:
             return outputs, SRUState(outputs[:, -1], cell)
         last = tf.gather(outputs, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
-        return outputs, SRUState(tf.where((lengths > 0)[:, None], last, initial_state.hidden), cell)
+        return outputs, SRUState(masked_update(lengths > 0, last, initial_state.hidden), cell)
 
     def step(self, projection_t, state):
         if self.highway:
@@ -325,12 +324,13 @@ def _time_loop(body, carry, outputs, steps, reverse=False):
 
 
 def _sru_step_gates(t, z, f_pre, r_pre, mask, b_f, b_r):
-    """Step t's (f, r, keep, u, m): `c_t = keep * c_(t-1) + u`; past an example's length keep = 1, u = 0."""
+    """Step t's (f, r, keep, u, m): `c_t = keep * c_(t-1) + u`; past an example's length keep = 1, u = 0.
+
+    `m` is step t's mask `[B]` (None without lengths), for `masked_update`.
+    """
     f, r = tf.sigmoid(f_pre[:, t] + b_f), tf.sigmoid(r_pre[:, t] + b_r)
-    keep, u, m = f, (1.0 - f) * z[:, t], None
-    if mask is not None:
-        m = mask[:, t]
-        keep, u = m * f + (1.0 - m), m * u
+    m = None if mask is None else mask[:, t]
+    keep, u = masked_update(m, f, 1.0), masked_update(m, (1.0 - f) * z[:, t], 0.0)
     return f, r, keep, u, m
 
 
@@ -343,7 +343,7 @@ def _sru_forward(z, f_pre, r_pre, highway, mask, c0, b_f, b_r):
         h = r * tf.tanh(c)
         if highway is not None:
             h += (1.0 - r) * highway[:, t]
-        return c, (h if m is None else h * m, c_prev)
+        return c, (masked_update(m, h, 0.0), c_prev)
 
     c, (h, c_prevs) = _time_loop(body, c0, 2, tf.shape(z)[1])
     return h, c_prevs, c
@@ -356,9 +356,9 @@ def _sru_backward(d_h, d_c, z, f_pre, r_pre, highway, mask, b_f, b_r, c_prevs):
         f, r, keep, u, m = _sru_step_gates(t, z, f_pre, r_pre, mask, b_f, b_r)
         c_prev = c_prevs[:, t]
         k = tf.tanh(keep * c_prev + u)
-        d_ht = d_h[:, t] if m is None else d_h[:, t] * m
+        d_ht = masked_update(m, d_h[:, t], 0.0)
         d_c += d_ht * r * (1.0 - k * k)  # dL/dc_t in full
-        d_u = d_c if m is None else d_c * m
+        d_u = masked_update(m, d_c, 0.0)
         d_f_pre = d_u * (c_prev - z[:, t]) * f * (1.0 - f)
         d_z = d_u * (1.0 - f)
         if highway is None:
@@ -381,7 +381,7 @@ def sru_recurrence(z, f_pre, r_pre, highway, mask, c0, b_f, b_r):
     """The SRU's elementwise part over batch-major `[B, T, H]` blocks: `(h for all steps, final c)`.
 
     `f_pre`, `r_pre` are the gate pre-activations without their biases `b_f`, `b_r`;
-    `highway` is None (no highway) or the highway input; `mask` None or `[B, T, 1]`.
+    `highway` is None (no highway) or the highway input; `mask` None or `[B, T]` (bool).
     Forward and backward each run as one XLA-compiled loop with all of a step's work fused
     into its body; the gradient is written out by hand, so no per-step activations cross
     between TensorFlow and XLA. Examples are independent, so the batch is cut into one
@@ -424,7 +424,9 @@ def _sru_shard(z, f_pre, r_pre, highway, mask, c0, b_f, b_r):
     return run(z, f_pre, r_pre, c0, b_f, b_r, *optional)
 
 
+# The cells by name: the library's cell names are CELLS.
 CELL_CLASSES = {"rnn": BasicRNNCell, "lstm": LSTMCell, "gru": GRUCell, "sru": SRUCell}
+CELLS = tuple(CELL_CLASSES)
 
 
 def _check_cell_name(cell: str) -> None:
@@ -433,12 +435,14 @@ def _check_cell_name(cell: str) -> None:
 
 
 def make_cell(cell: str, units: int, activation: str = "tanh", sru_highway: bool = True, seed: int = 0, name=None):
-    """The cell called `cell` ('rnn', 'lstm', 'gru' or 'sru'); each option only reaches the cell it applies to."""
+    """The cell called `cell` (one of CELLS); each option only reaches the cell it applies to.
+
+    An option the cell does not take (a relu LSTM) is refused by `rnncore.nn.rules`.
+    """
     _check_cell_name(cell)
+    refuse_layer_problems({"cell": cell, "activation": activation})
     if cell == "rnn":
         return BasicRNNCell(units, activation=activation, seed=seed, name=name)
-    if activation != "tanh":
-        raise ValueError(f"activation={activation!r} applies to the rnn cell only; {cell} uses its own gates")
     if cell == "sru":
         return SRUCell(units, highway=sru_highway, seed=seed, name=name)
     return CELL_CLASSES[cell](units, seed=seed, name=name)

@@ -23,22 +23,28 @@ the same whether `implementation` is 'unroll' or 'keras' (same initializers, see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from rnncore.nn import cells
-from rnncore.nn.unroll import refuse_static_sequence_length, reverse_in_time, unroll
+from rnncore.nn.core import masked_update
+from rnncore.nn.rules import refuse_layer_problems
+from rnncore.nn.unroll import MODES, reverse_in_time, unroll
 
-MODES = ("static", "dynamic")
+# Whose recurrent layers run: Unroll's own cells, or Keras's layers as a peer to measure against.
 IMPLEMENTATIONS = ("unroll", "keras")
 
 
 @dataclass(frozen=True)
 class RNNSpec:
-    """What to build; an impossible combination is refused with a ValueError naming the field."""
+    """What to build; an impossible combination is refused with a ValueError naming the field.
+
+    Names are checked against CELLS, MODES, IMPLEMENTATIONS and ACTIVATIONS, ranges here,
+    and how options combine by `rnncore.nn.rules.layer_problems`.
+    """
 
     cell: str = "lstm"
     units: int = 32
@@ -58,7 +64,7 @@ class RNNSpec:
             ("cell", self.cell, cells.CELLS),
             ("mode", self.mode, MODES),
             ("implementation", self.implementation, IMPLEMENTATIONS),
-            ("activation", self.activation, tuple(cells.ACTIVATIONS)),
+            ("activation", self.activation, cells.ACTIVATIONS),
         ):
             if value not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
@@ -67,23 +73,11 @@ class RNNSpec:
             (self.layers < 1, "layers must be at least 1"),
             (not 0.0 < self.keep_prob <= 1.0, f"keep_prob must be in (0, 1], got {self.keep_prob}"),
             (self.seed < 0, f"seed must be non-negative, got {self.seed}"),
-            (
-                self.implementation == "keras" and self.cell == "sru",
-                "implementation='keras' has no SRU layer; use implementation='unroll' for cell='sru'",
-            ),
-            (
-                self.activation != "tanh" and self.cell != "rnn",
-                f"activation={self.activation!r} applies to the rnn cell only; {self.cell} uses its own gates",
-            ),
-            (
-                self.residual and self.layers < 2,
-                "residual connections join layers of equal width (from layer 2 on): use at least 2 layers",
-            ),
-            (self.swap_memory and self.mode != "dynamic", "swap_memory needs mode='dynamic' (a while loop)"),
         ]
         for failed, message in problems:
             if failed:
                 raise ValueError(message)
+        refuse_layer_problems(asdict(self))
 
     @property
     def directions(self) -> int:
@@ -169,8 +163,7 @@ class RNNStack(keras.layers.Layer):
 
     def call(self, inputs, sequence_length=None, training=None):
         spec = self.spec
-        if spec.mode == "static":
-            refuse_static_sequence_length(sequence_length)
+        refuse_layer_problems({"mode": spec.mode, "variable_length": sequence_length is not None})
         if inputs.shape[-1] != self.input_size:
             raise ValueError(f"inputs must have {self.input_size} features, got shape {inputs.shape}")
         mask = None
@@ -192,7 +185,7 @@ class RNNStack(keras.layers.Layer):
                 state = (state, state_bw)
             if spec.residual and layer > 0:
                 # Keep the padding zero: add the inputs only where the example is still running.
-                outputs += x if mask is None else x * tf.cast(mask, x.dtype)[:, :, None]
+                outputs += masked_update(mask, x, 0.0)
             x = outputs
             final_states.append(state)
         return x, final_states

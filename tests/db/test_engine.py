@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from db import queue
 from db.engine import (DEFAULT_DB_URL, DatabaseUnavailable, SchemaTooNewError, connect_or_explain, current_revision,
-                       database_url, describe_database_error, downgrade_schema, head_revision, make_engine,
+                       resolve_db_url, describe_database_error, downgrade_schema, head_revision, make_engine,
                        masked_url, session_factory, upgrade_schema)
 from db.models import Run
 
@@ -26,10 +26,10 @@ def test_sqlite_connections_get_wal_busy_timeout_and_foreign_keys(sqlite_url):
 
 def test_the_url_comes_from_the_argument_then_the_environment_then_the_default(monkeypatch):
     monkeypatch.delenv("UNROLL_DB_URL", raising=False)
-    assert database_url() == DEFAULT_DB_URL == "sqlite:///unroll.db"
+    assert resolve_db_url() == DEFAULT_DB_URL == "sqlite:///unroll.db"
     monkeypatch.setenv("UNROLL_DB_URL", "sqlite:///elsewhere.db")
-    assert database_url() == "sqlite:///elsewhere.db"
-    assert database_url("sqlite:///explicit.db") == "sqlite:///explicit.db"
+    assert resolve_db_url() == "sqlite:///elsewhere.db"
+    assert resolve_db_url("sqlite:///explicit.db") == "sqlite:///explicit.db"
 
 
 def test_passwords_are_masked():

@@ -17,8 +17,9 @@ ROW_FIGURES = ("median_ms", "q25_ms", "q75_ms", "spread_ms", "min_ms", "trace_se
 def test_full_grid_covers_the_issue():
     configs = bench.grid(quick=False, pattern=None)
     assert len(configs) == len(set(configs)) == 4 * 2 * 7  # (T, H) shapes x modes x (4 unroll + 3 keras cells)
-    assert {(c.steps, c.hidden) for c in configs} == {(28, 32), (28, 128), (28, 512), (200, 128)}
+    assert {(c.sequence_length, c.hidden) for c in configs} == {(28, 32), (28, 128), (28, 512), (200, 128)}
     assert not any(c.implementation == "keras" and c.cell == "sru" for c in configs)
+    assert {c.cell for c in configs} == set(bench.CELLS)
 
 
 def test_filter_by_fields_or_substring_keeps_the_reference():
@@ -28,6 +29,14 @@ def test_filter_by_fields_or_substring_keeps_the_reference():
         "unroll/gru/dynamic/T200/H128", "keras/gru/dynamic/T200/H128", "keras/lstm/dynamic/T200/H128"}
     with pytest.raises(ValueError, match="unknown key"):
         bench.grid(quick=False, pattern="colour=red")
+
+
+def test_the_sequence_length_filter_and_its_short_names():
+    by_name = {key: {c.name for c in bench.grid(quick=False, pattern=f"cell=gru,mode=static,{key}=200")}
+               for key in ("sequence_length", "t", "steps")}
+    assert by_name["sequence_length"] == {"unroll/gru/static/T200/H128", "keras/gru/static/T200/H128",
+                                          "keras/lstm/static/T200/H128"}
+    assert by_name["t"] == by_name["steps"] == by_name["sequence_length"]
 
 
 def test_flops_by_hand():
@@ -45,7 +54,11 @@ def check_document(document, quick=True):
     for r in rows:
         for key in ROW_FIGURES:
             assert isinstance(r[key], float) and math.isfinite(r[key]), (r["name"], key)
-        assert r["median_ms"] > 0 and r["gflops"] > 0 and r["trace_seconds"] > 0 and r["rounds"] >= 3
+        assert r["median_ms"] > 0
+        assert r["gflops"] > 0
+        assert r["trace_seconds"] > 0
+        assert r["rounds"] >= 3
+        assert r["sequence_length"] == 28  # the quick grid's T
         assert (r["ratio_keras_cell"] is None) == (r["cell"] == "sru")
     for r in rows:
         if r["implementation"] == "keras" and r["cell"] == "lstm":

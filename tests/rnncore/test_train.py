@@ -8,9 +8,15 @@ import pytest
 
 from db.run_config import validate_config
 from db.presets import PRESETS
+from db.summary import SCHEMA_VERSION, RunSummary
 from rnncore import data, train
+from rnncore import run as cli
 
 BASE = {"name": "t", "task": "mnist", "cell": "lstm", "hidden_units": 16, "batch_size": 64, "seed": 1}
+# The keys every summary has, in the order they are stored; a finished run adds its test figure (and series plots).
+SUMMARY_KEYS = ["schema_version", "steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step",
+                "target_seconds", "stopped_by", "parameters", "peak_memory_mb", "memory_growth_mb", "tensorflow",
+                "device", "data_source", "train_examples", "test_examples"]
 
 
 def run(record_into=None, dataset=None, should_stop=lambda: None, **changes):
@@ -40,6 +46,32 @@ def test_a_short_run_learns_and_reports_everything(mnist):
         assert summary[key] > 0, key
     assert summary["data_source"] == mnist.source and summary["train_examples"] == len(mnist.x_train)
     assert summary["tensorflow"] and summary["device"]
+    assert list(summary) == [*SUMMARY_KEYS, "test_accuracy"] and summary["schema_version"] == SCHEMA_VERSION
+    assert summary["target_step"] is None and summary["target_seconds"] is None  # stored as null, not left out
+    assert RunSummary.from_stored(summary).to_stored() == summary  # what is stored reads back as it was
+
+
+def test_the_stop_reason_is_a_pure_function_of_the_step_and_its_score():
+    config = validate_config({**BASE, "target_accuracy": 0.9, "max_steps": 10, "epochs": 1})
+    limit = train.step_limit(config, train_size=640)
+    assert limit == 10
+    assert train.stop_reason(config, steps=3, score=0.95, limit=limit) == "target_accuracy"  # checked first
+    assert train.stop_reason(config, steps=10, score=0.95, limit=limit) == "target_accuracy"
+    assert train.stop_reason(config, steps=10, score=0.5, limit=limit) == "max_steps"
+    assert train.stop_reason(config, steps=9, score=0.5, limit=limit) is None
+    epochs = validate_config({**BASE, "epochs": 1})
+    assert train.stop_reason(epochs, steps=10, score=1.0, limit=train.step_limit(epochs, 640)) == "epochs"
+    series = validate_config({**BASE, "task": "series", "max_steps": 5})
+    assert train.stop_reason(series, steps=1, score=0.0, limit=5) is None  # a series score is an MSE, no target
+    progress = train.Progress(steps=4, train_seconds=1.5)
+    progress.stop("max_steps")
+    assert (progress.stopped_by, progress.target_step, progress.target_seconds) == ("max_steps", None, None)
+    progress.stop("target_accuracy")
+    assert (progress.stopped_by, progress.target_step, progress.target_seconds) == ("target_accuracy", 4, 1.5)
+
+
+def test_the_command_line_prints_fields_of_the_summary_schema():
+    assert set(cli.SUMMARY_KEYS) <= set(RunSummary.model_fields)
 
 
 def test_the_clock_starts_at_the_end_of_the_first_step(mnist):
@@ -85,6 +117,7 @@ def test_a_non_finite_loss_fails_as_diverged_and_keeps_the_curve(mnist):
     with pytest.raises(train.Diverged, match="diverged at step 1") as diverged:
         run(points, dataset=poisoned, max_steps=50)
     assert diverged.value.step == 1 and diverged.value.summary["stopped_by"] == "diverged"
+    assert list(diverged.value.summary) == SUMMARY_KEYS  # no test figure: the run did not finish
     assert len(points["loss"]) == 1 and math.isnan(points["loss"][0][2])
 
 
@@ -96,6 +129,7 @@ def test_a_stop_request_interrupts_with_the_summary_so_far(mnist):
                     stop_after_three, dataset=mnist)
     assert interrupted.value.reason == "cancelled"
     assert interrupted.value.summary["steps"] == 3 and interrupted.value.summary["stopped_by"] == "cancelled"
+    assert list(interrupted.value.summary) == SUMMARY_KEYS
 
 
 def test_eval_every_records_the_test_figure_without_counting_its_time(mnist, monkeypatch):
@@ -135,6 +169,8 @@ def test_a_series_run_stores_the_test_instance_and_rollouts():
     losses = [v for _, _, v in points["loss"]]
     assert "accuracy" not in points and np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
     assert math.isfinite(summary["test_mse"])
+    assert list(summary) == [*SUMMARY_KEYS, "test_mse", "series"]
+    assert RunSummary.from_stored(summary).to_stored() == summary
     plots = summary["series"]
     assert all(len(plots["instance"][key]) == 20 for key in ("inputs", "targets", "predictions"))
     assert len(plots["rollouts"]["zeros"]) == len(plots["rollouts"]["real"]) == 20 + train.ROLLOUT_STEPS

@@ -4,7 +4,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ from sqlalchemy import update
 from db import queue
 from db.engine import make_engine, session_factory
 from db.models import Run, RunStatus, Worker
+from db.summary import SCHEMA_VERSION
+from rnncore.worker import TRANSITIONS, Outcome, RunResult
+from rnncore.worker import Worker as RunWorker
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +99,9 @@ def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(fact
         assert summary["trace_seconds"] > 0 and 0.0 <= summary["test_accuracy"] <= 1.0
         assert summary["data_source"] and summary["test_examples"] > 0
     assert run_row(factory, static).summary["test_accuracy"] > 0.2  # chance is 0.1
+    with factory() as session:
+        typed = queue.run_summary(session, static)
+    assert typed.schema_version == SCHEMA_VERSION and typed.steps == 25 and typed.model_extra == {}
 
     failed = run_row(factory, too_big)
     assert failed.status == RunStatus.FAILED and "batch_size 65536 is larger than the training set" in failed.error
@@ -178,3 +186,45 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_verbose_adds_the_trace
     verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr and "Connection refused" in verbose.stderr
     assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip() and "s3cret" not in verbose.stderr
+
+
+def claimed(factory, worker, **config):
+    run_id = enqueue(factory, **{**TINY, "max_steps": 5, **config})
+    with factory.begin() as session:
+        return queue.claim(session, run_id, worker.id)
+
+
+def test_each_outcome_is_recorded_by_its_one_transition(sqlite_url, factory):
+    """In process, no training: every outcome but LOST has a transition, and _settle applies it."""
+    assert set(TRANSITIONS) == set(Outcome) - {Outcome.LOST}
+    worker = RunWorker(sqlite_url)
+    summary = {"schema_version": 1, "steps": 3, "stopped_by": "cancelled"}
+    expected = {Outcome.SUCCEEDED: RunStatus.SUCCEEDED, Outcome.FAILED: RunStatus.FAILED,
+                Outcome.CANCELLED: RunStatus.CANCELLED, Outcome.RELEASED: RunStatus.QUEUED,
+                Outcome.LOST: RunStatus.RUNNING}  # lost: no longer ours, left as it is
+    for outcome, status in expected.items():
+        run = claimed(factory, worker, name=outcome.value)
+        error = "boom" if outcome is Outcome.FAILED else None
+        worker._settle(run.id, SimpleNamespace(lost=threading.Event()), RunResult(outcome, summary, error), "a line")
+        row = run_row(factory, run.id)
+        assert row.status == status, outcome
+        stored = summary if outcome in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELLED) else None
+        assert row.summary == stored, outcome
+        assert (row.error, row.log_tail) == (("boom", "a line") if outcome is Outcome.FAILED else (None, None))
+    taken_away = claimed(factory, worker, name="taken away")
+    lost = SimpleNamespace(lost=threading.Event())
+    lost.lost.set()  # the recorder saw the run reaped or deleted: whatever the outcome, nothing is recorded
+    worker._settle(taken_away.id, lost, RunResult(Outcome.SUCCEEDED, summary))
+    assert run_row(factory, taken_away.id).status == RunStatus.RUNNING
+
+
+def test_execute_returns_the_outcome_as_a_plain_string(sqlite_url, factory):
+    """A run whose stored config is refused fails before TensorFlow is imported: quick."""
+    worker = RunWorker(sqlite_url)
+    run = claimed(factory, worker, name="tampered")
+    run.config = {**run.config, "cell": "nope"}
+    outcome = worker.execute(run)
+    assert outcome == "failed" and type(outcome) is str
+    failed = run_row(factory, run.id)
+    assert failed.status == RunStatus.FAILED and failed.error.startswith("the stored config is invalid: cell")
+    assert failed.summary is None

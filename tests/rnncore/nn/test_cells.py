@@ -1,6 +1,8 @@
 """Each cell is checked against an independent reference: Keras's cells (RNN, LSTM, GRU) or NumPy (SRU)."""
 
+import itertools
 import math
+import re
 
 import keras
 import numpy as np
@@ -13,9 +15,17 @@ from rnncore.nn.unroll import dynamic_unroll, static_unroll
 B, F, H = 3, 5, 4
 TOL = dict(rtol=1e-5, atol=1e-5)
 
-# Keras's gate blocks, in Keras's column order, and the order rnncore.nn.cells documents.
+# Keras's gate blocks, in Keras's column order (keras/src/layers/rnn/lstm.py and gru.py).
 KERAS_GATES = {"rnn": ["h"], "lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"]}
-UNROLL_GATES = {"rnn": ["h"], "lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"]}
+
+
+def documented_gates(name):
+    """The gate order rnncore.nn.cells documents, read from the cell's docstring ("gate blocks in order i, f, c, o")."""
+    if name == "rnn":
+        return ["h"]
+    found = re.search(r"gate blocks in order ([a-z](?:, [a-z])*)", cells.CELL_CLASSES[name].__doc__)
+    assert found, f"{name}'s docstring names no gate order"
+    return found.group(1).split(", ")
 
 
 def keras_cell(name, activation="tanh"):
@@ -32,11 +42,13 @@ def randomize(layer, rng):
         variable.assign(rng.uniform(-0.8, 0.8, size=variable.shape).astype("float32"))
 
 
-def keras_to_unroll(name, kernel, recurrent_kernel, bias):
-    """Map Keras's weights to rnncore's: gate blocks by name, along the last axis."""
+def keras_to_unroll(name, kernel, recurrent_kernel, bias, order=None):
+    """Map Keras's weights to rnncore's: Keras's gate blocks by name, laid out in `order` (default: the documented)."""
+    order = documented_gates(name) if order is None else order
+
     def reorder(matrix):
         blocks = dict(zip(KERAS_GATES[name], np.split(matrix, len(KERAS_GATES[name]), axis=-1)))
-        return np.concatenate([blocks[gate] for gate in UNROLL_GATES[name]], axis=-1)
+        return np.concatenate([blocks[gate] for gate in order], axis=-1)
 
     return [reorder(kernel), reorder(recurrent_kernel), reorder(bias)]
 
@@ -68,6 +80,32 @@ def test_cell_reproduces_keras_cell(name, activation):
         for mine, theirs in zip(keras_states(name, state), keras_state):
             np.testing.assert_allclose(mine, theirs, **TOL)
     assert np.abs(output.numpy()).max() > 1e-2  # the comparison was not between zeros
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_only_the_documented_gate_order_reproduces_keras(name):
+    """Keras's gate blocks laid out in every possible order: only the documented one matches Keras.
+
+    So the comparison above would catch a cell that reads its gates in another order than it
+    documents (or a documented order that is not Keras's).
+    """
+    rng = np.random.default_rng(4)
+    reference = keras_cell(name)
+    reference.build((None, F))
+    randomize(reference, rng)
+    weights = [w.numpy() for w in reference.weights]
+    cell = cells.make_cell(name, H)
+    cell.build((None, F))
+    x = tf.constant(rng.normal(size=(B, F)), tf.float32)
+    state = cell.state_type(*[tf.constant(rng.normal(size=(B, H)), tf.float32) for _ in cell.state_type._fields])
+    expected = reference(x, keras_states(name, state))[0]
+
+    matching = []
+    for order in itertools.permutations(KERAS_GATES[name]):
+        cell.set_weights(keras_to_unroll(name, *weights, order=list(order)))
+        if np.allclose(cell(x, state)[0], expected, **TOL):
+            matching.append(list(order))
+    assert matching == [documented_gates(name)]
 
 
 def test_gru_reset_after_differs_from_reset_before():
@@ -184,7 +222,7 @@ def test_initial_state_is_zeros_of_the_named_tuple():
 def test_make_cell_refusals():
     with pytest.raises(ValueError, match="cell must be one of"):
         cells.make_cell("transformer", H)
-    with pytest.raises(ValueError, match="activation='relu' applies to the rnn cell only"):
+    with pytest.raises(ValueError, match="activation: only the rnn cell takes an activation"):
         cells.make_cell("lstm", H, activation="relu")
     with pytest.raises(ValueError, match="activation must be one of"):
         cells.make_cell("rnn", H, activation="sigmoid")

@@ -1,15 +1,17 @@
 """The network entry point: RNNSpec, build_rnn, count_parameters."""
 
 import dataclasses
+import itertools
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnncore.nn import cells
-from rnncore.nn.network import RNNSpec, build_rnn, count_parameters
-from rnncore.nn.unroll import dynamic_unroll
+from db import run_config
+from rnncore.nn import cells, network, rules
+from rnncore.nn.network import IMPLEMENTATIONS, MODES, RNNSpec, build_rnn, count_parameters
+from rnncore.nn.unroll import dynamic_unroll, static_unroll
 
 B, T, F, H = 4, 6, 3, 5
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -56,8 +58,8 @@ def test_spec_defaults_and_frozen():
     [
         (dict(cell="sru", implementation="keras"), "no SRU layer"),
         (dict(residual=True, layers=1), "residual connections join layers of equal width"),
-        (dict(cell="gru", activation="relu"), "applies to the rnn cell only"),
-        (dict(swap_memory=True, mode="static"), "swap_memory needs mode='dynamic'"),
+        (dict(cell="gru", activation="relu"), "activation: only the rnn cell takes an activation"),
+        (dict(swap_memory=True, mode="static"), "swap_memory: only the dynamic mode's while loop can swap memory"),
         (dict(keep_prob=0.0), r"keep_prob must be in \(0, 1\]"),
         (dict(keep_prob=1.5), r"keep_prob must be in \(0, 1\]"),
         (dict(cell="transformer"), "cell must be one of"),
@@ -75,10 +77,10 @@ def test_spec_refuses_impossible_combinations(options, message):
 
 def test_call_refusals():
     layer = build_rnn(RNNSpec(cell="rnn", units=H), F)
-    with pytest.raises(ValueError, match="sequence_length is not supported with static unrolling"):
+    with pytest.raises(ValueError, match="variable_length: static unrolling needs every sequence of the same length"):
         layer(random_inputs(), sequence_length=tf.constant(LENGTHS))
     keras_layer = build_rnn(RNNSpec(cell="rnn", units=H, implementation="keras"), F)
-    with pytest.raises(ValueError, match="sequence_length is not supported with static unrolling"):
+    with pytest.raises(ValueError, match="variable_length: static unrolling needs every sequence of the same length"):
         keras_layer(random_inputs(), sequence_length=tf.constant(LENGTHS))
     with pytest.raises(ValueError, match="inputs must have 3 features"):
         layer(random_inputs(features=4))
@@ -204,7 +206,8 @@ def test_final_states_structure():
     outputs, states = layer(random_inputs(), sequence_length=tf.constant(LENGTHS))
     assert isinstance(states, list) and len(states) == 2
     for fw, bw in states:
-        assert isinstance(fw, cells.LSTMState) and isinstance(bw, cells.LSTMState)
+        assert isinstance(fw, cells.LSTMState)
+        assert isinstance(bw, cells.LSTMState)
         assert fw.hidden.shape == bw.cell.shape == (B, H)
     # The last layer's forward hidden state is its output at each example's last step.
     for b, length in enumerate(LENGTHS):
@@ -240,3 +243,68 @@ def test_a_static_stack_traces_inside_a_tf_function(cell):
     layer = build_rnn(RNNSpec(cell=cell, units=H, layers=2, mode="static"), F)
     outputs = tf.function(lambda x: layer(x, training=True)[0])(random_inputs(1))
     assert outputs.shape == (B, T, H)
+
+
+# --- one vocabulary, one set of rules: the library's and the run config's agree ------------------
+
+# Every value of every option a layer-level rule reads or refuses.
+LAYER_CHOICES = {"cell": cells.CELLS, "activation": cells.ACTIVATIONS, "implementation": IMPLEMENTATIONS,
+                 "layers": (1, 2), "residual": (False, True), "mode": MODES, "swap_memory": (False, True),
+                 "variable_length": (False, True)}
+LAYER_COMBINATIONS = [dict(zip(LAYER_CHOICES, values)) for values in itertools.product(*LAYER_CHOICES.values())]
+
+
+def refusal(problems):
+    """The ValueError text the library raises for `problems` (the first one), or None."""
+    return f"{problems[0][0]}: {problems[0][1]}" if problems else None
+
+
+def test_the_library_and_the_run_config_use_the_same_names():
+    assert set(cells.CELLS) == set(run_config.CELLS)
+    assert set(MODES) == set(run_config.MODES)
+    assert set(IMPLEMENTATIONS) == set(run_config.IMPLEMENTATIONS)
+    assert set(cells.ACTIVATIONS) == set(run_config.ACTIVATIONS)
+    assert set(cells.ACTIVATION_FUNCTIONS) == set(cells.ACTIVATIONS)
+    # Each layer rule is about a run config field, spelled the same.
+    assert {rule.option for rule in rules.LAYER_RULES} <= set(run_config.RunConfig.model_fields)
+    # The cells with a Keras peer are those the rules let take implementation='keras'.
+    assert set(network._KERAS_LAYERS) == {
+        cell for cell in cells.CELLS if not rules.layer_problems({"cell": cell, "implementation": "keras"})}
+
+
+def test_the_library_and_the_run_config_refuse_every_layer_combination_alike():
+    """Same (field, message) pairs, same order; on the series task no config-level rule applies to these."""
+    refused = 0
+    for values in LAYER_COMBINATIONS:
+        config = {"name": "rules", "task": "series", "max_steps": 1, **values}
+        assert rules.layer_problems(values) == run_config.combination_problems(config), values
+        refused += bool(rules.layer_problems(values))
+    assert 0 < refused < len(LAYER_COMBINATIONS)
+    # Every rule refuses some combination.
+    fired = {problem for values in LAYER_COMBINATIONS for problem in rules.layer_problems(values)}
+    assert fired == {(rule.option, rule.message) for rule in rules.LAYER_RULES}
+
+
+def test_spec_make_cell_and_unrolling_refuse_exactly_what_the_rules_refuse():
+    for values in LAYER_COMBINATIONS:
+        if values["variable_length"]:  # a call argument (sequence_length), not part of the spec
+            continue
+        options = {name: value for name, value in values.items() if name != "variable_length"}
+        try:
+            RNNSpec(units=H, **options)
+            raised = None
+        except ValueError as error:
+            raised = str(error)
+        assert raised == refusal(rules.layer_problems(values)), values
+    for cell, activation in itertools.product(cells.CELLS, cells.ACTIVATIONS):
+        expected = refusal(rules.layer_problems({"cell": cell, "activation": activation}))
+        if expected is None:
+            cells.make_cell(cell, H, activation=activation)
+        else:
+            with pytest.raises(ValueError) as refused:
+                cells.make_cell(cell, H, activation=activation)
+            assert str(refused.value) == expected
+    expected = refusal(rules.layer_problems({"mode": "static", "variable_length": True}))
+    with pytest.raises(ValueError) as refused:
+        static_unroll(cells.make_cell("gru", H), random_inputs(), sequence_length=tf.constant(LENGTHS))
+    assert str(refused.value) == expected

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rnncore.nn import cells
+from rnncore.nn.core import SequenceCore, StepCore, masked_update
 from rnncore.nn.unroll import dynamic_unroll, reverse_in_time, static_unroll, unroll
 
 B, T, F, H = 4, 6, 3, 5
@@ -20,7 +21,10 @@ class CountState(NamedTuple):
 
 
 class SumCore:
-    """A toy core with a closed form: output_t = initial + x_1 + ... + x_t (times 2 after its projection)."""
+    """A toy core with a closed form: output_t = initial + x_1 + ... + x_t (times 2 after its projection).
+
+    It does not subclass StepCore: any object with the step methods unrolls.
+    """
 
     def initial_state(self, batch_size, dtype=tf.float32):
         return CountState(tf.zeros(tf.stack([batch_size, F]), dtype), tf.zeros(tf.stack([batch_size, 1]), dtype))
@@ -129,7 +133,7 @@ def test_swap_memory_and_initial_state_are_honoured():
 
 
 def test_static_refuses_sequence_length():
-    with pytest.raises(ValueError, match="sequence_length is not supported with static unrolling"):
+    with pytest.raises(ValueError, match="variable_length: static unrolling needs every sequence of the same length"):
         static_unroll(built_cell("rnn"), random_inputs(), sequence_length=tf.constant(LENGTHS))
 
 
@@ -177,7 +181,7 @@ def test_reverse_in_time_reverses_within_each_length():
     np.testing.assert_array_equal(reverse_in_time(x).numpy(), x.numpy()[:, ::-1])
 
 
-class StepByStep:
+class StepByStep(StepCore):
     """A core's plain per-step form (project_inputs + step), hiding any whole-sequence fast path."""
 
     def __init__(self, core):
@@ -223,3 +227,44 @@ def test_sru_fast_path_equals_autodiff_of_its_steps(highway, input_size, unroll_
     assert_all_close = lambda a, b: [np.testing.assert_allclose(u, v, **TOL) for u, v in zip(a, b)]  # noqa: E731
     assert_all_close([fast[0], *fast[1]], [reference[0], *reference[1]])
     assert all(np.abs(g.numpy()).max() > 0 for g in [fast[2][0], fast[2][2], *fast[2][3:]])
+
+
+def test_cells_declare_the_core_protocol():
+    for name in cells.CELLS:
+        cell = cells.make_cell(name, H)
+        assert isinstance(cell, StepCore)
+        assert isinstance(cell, SequenceCore) == (name == "sru")  # only the SRU is unrolled as a whole
+    assert not isinstance(StepByStep(cells.SRUCell(H)), SequenceCore)
+
+
+def test_a_core_missing_part_of_the_protocol_cannot_be_made():
+    class NoStep(StepCore):
+        def initial_state(self, batch_size, dtype=tf.float32):
+            return ()
+
+        def project_inputs(self, inputs):
+            return inputs
+
+    class NoSequence(SequenceCore):
+        def initial_state(self, batch_size, dtype=tf.float32):
+            return ()
+
+    for incomplete, missing in [(NoStep, "step"), (NoSequence, "unroll_sequence")]:
+        with pytest.raises(TypeError, match=missing):
+            incomplete()
+
+
+def test_masked_update_keeps_old_values_where_the_mask_is_false():
+    new, old = tf.fill([B, H], 5.0), tf.fill([B, H], -1.0)
+    valid = tf.constant([True, False, True, False])
+    np.testing.assert_array_equal(masked_update(valid, new, old).numpy()[:, 0], [5.0, -1.0, 5.0, -1.0])
+    np.testing.assert_array_equal(masked_update(valid, new, 0.0).numpy()[:, 0], [5.0, 0.0, 5.0, 0.0])
+    assert masked_update(None, new, old) is new
+    # A state tuple, and a whole sequence with a [B, T] mask (broadcast over the units the same way).
+    state = cells.LSTMState(new, 2.0 * new)
+    kept = masked_update(valid, state, cells.LSTMState(old, old))
+    assert isinstance(kept, cells.LSTMState)
+    np.testing.assert_array_equal(kept.cell.numpy()[:, 0], [10.0, -1.0, 10.0, -1.0])
+    sequence_mask = tf.sequence_mask(LENGTHS, T)
+    masked = masked_update(sequence_mask, tf.ones([B, T, H]), 0.0).numpy()
+    np.testing.assert_array_equal(masked.sum(axis=(1, 2)), np.array(LENGTHS) * H)
