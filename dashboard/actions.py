@@ -11,8 +11,8 @@ changed in place. Only failed or cancelled runs can be retried in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +31,7 @@ class Action:
     label: str
     statuses: tuple[RunStatus, ...]
     apply: Callable[[Session, int, Settings], str]
-    confirm: Optional[str] = None  # a question ({runs} stands for the list), asked before applying
+    confirm: str | None = None  # a question ({runs} stands for the list), asked before applying
 
     def question(self, runs: str) -> str:
         """The confirmation question for these runs (an action that asks none is applied at once)."""
@@ -66,15 +66,28 @@ def _delete(session: Session, run_id: int, _settings: Settings) -> str:
     return "deleted"
 
 
-ACTIONS: dict[str, Action] = {action.key: action for action in (
-    Action("cancel", "Cancel", (RunStatus.QUEUED, RunStatus.RUNNING), _cancel),
-    Action("rerun", "Run again", FINISHED_STATUSES, _rerun),
-    Action("retry", "Retry…", queue.RETRYABLE, _retry,
-           confirm="Retry {runs} in place? Their points, figures and errors are deleted and they run again "
-                   "from the start. (Run again keeps them and makes a new run instead.)"),
-    Action("delete", "Delete…", (RunStatus.QUEUED, *FINISHED_STATUSES), _delete,
-           confirm="Delete {runs} and all their points? This cannot be undone."),
-)}
+ACTIONS: dict[str, Action] = {
+    action.key: action
+    for action in (
+        Action("cancel", "Cancel", (RunStatus.QUEUED, RunStatus.RUNNING), _cancel),
+        Action("rerun", "Run again", FINISHED_STATUSES, _rerun),
+        Action(
+            "retry",
+            "Retry…",
+            queue.RETRYABLE,
+            _retry,
+            confirm="Retry {runs} in place? Their points, figures and errors are deleted and they run again "
+            "from the start. (Run again keeps them and makes a new run instead.)",
+        ),
+        Action(
+            "delete",
+            "Delete…",
+            (RunStatus.QUEUED, *FINISHED_STATUSES),
+            _delete,
+            confirm="Delete {runs} and all their points? This cannot be undone.",
+        ),
+    )
+}
 
 
 def applicable(statuses: Sequence[str]) -> list[Action]:
@@ -83,8 +96,9 @@ def applicable(statuses: Sequence[str]) -> list[Action]:
     return [action for action in ACTIONS.values() if present & set(action.statuses)]
 
 
-def apply(key: str, run_ids: Sequence[int], factory: sessionmaker[Session], settings: Settings,
-          password: Optional[str]) -> list[Message]:
+def apply(
+    key: str, run_ids: Sequence[int], factory: sessionmaker[Session], settings: Settings, password: str | None
+) -> list[Message]:
     """Apply an action to the runs, each on its own; one message per run (or one refusal)."""
     if not run_ids:
         return [("info", "Select runs in the table first (click the boxes at the left of the rows).")]

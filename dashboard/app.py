@@ -28,11 +28,18 @@ except DatabaseUnavailable as error:
     st.stop()
 
 if current.readonly:
-    st.info("This dashboard is read-only: you can look at every run and compare them, "
-            "but launching and run actions are switched off.", icon=":material/lock:")
+    st.info(
+        "This dashboard is read-only: you can look at every run and compare them, "
+        "but launching and run actions are switched off.",
+        icon=":material/lock:",
+    )
 if current.needs_password:
-    st.sidebar.text_input("launch password", type="password", key=PASSWORD_KEY,
-                          help="Launching and run actions on this dashboard ask for it.")
+    st.sidebar.text_input(
+        "launch password",
+        type="password",
+        key=PASSWORD_KEY,
+        help="Launching and run actions on this dashboard ask for it.",
+    )
 st.sidebar.caption(f"Database: {masked_url(current.db_url)}")
 
 pages = [

@@ -19,8 +19,8 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 
 import numpy as np
@@ -30,10 +30,19 @@ from dashboard import charts, comparison, queries
 from db import queue
 from db.engine import make_engine, session_factory
 
-COMPARE_STATE = {"x": "seconds", "group": "", "band": "minmax", "smooth": 0.6, "log": False, "target": 0.9,
-                 "baseline": ""}
-SERIES_PLOTS = {"instance": {key: [0.5] * 20 for key in ("inputs", "targets", "predictions")},
-                "rollouts": {"zeros": [0.1] * 320, "real": [0.2] * 320}}
+COMPARE_STATE = {
+    "x": "seconds",
+    "group": "",
+    "band": "minmax",
+    "smooth": 0.6,
+    "log": False,
+    "target": 0.9,
+    "baseline": "",
+}
+SERIES_PLOTS = {
+    "instance": {key: [0.5] * 20 for key in ("inputs", "targets", "predictions")},
+    "rollouts": {"zeros": [0.1] * 320, "real": [0.2] * 320},
+}
 
 
 def seed_long_runs(factory: sessionmaker[Session], runs: int, points_per_run: int) -> list[int]:
@@ -42,15 +51,19 @@ def seed_long_runs(factory: sessionmaker[Session], runs: int, points_per_run: in
     ids = []
     for index in range(runs):
         with factory.begin() as session:
-            run_id = queue.enqueue(session, {"name": f"long {index}", "max_steps": steps, "seed": index,
-                                             "mode": ("static", "dynamic")[index % 2]})
+            run_id = queue.enqueue(
+                session,
+                {"name": f"long {index}", "max_steps": steps, "seed": index, "mode": ("static", "dynamic")[index % 2]},
+            )
             queue.claim_next(session, "bench")
             points = []
             for step in range(1, steps + 1):
                 seconds = step * 0.005 * (1 + index % 2)
                 loss = 2.3 * math.exp(-step / 2000) + 0.05 + 0.02 * math.sin(step)
-                points += [queue.Point("loss", step, seconds, loss),
-                           queue.Point("accuracy", step, seconds, 1 - loss / 2.4)]
+                points += [
+                    queue.Point("loss", step, seconds, loss),
+                    queue.Point("accuracy", step, seconds, 1 - loss / 2.4),
+                ]
             queue.append_metrics(session, run_id, "bench", points)
             queue.finish(session, run_id, "bench", {"steps": steps, "test_accuracy": 0.97, "median_step_ms": 5.0})
         ids.append(run_id)
@@ -94,7 +107,7 @@ def compare_page(factory: sessionmaker[Session], run_ids: list[int]) -> int:
 
 def naive_compare_page(factory: sessionmaker[Session], run_ids: list[int]) -> int:
     """The same with no point reduction: every point of every curve goes to the browser."""
-    keep_all = lambda x, y, max_points=0: np.arange(len(x))  # noqa: E731
+    keep_all = lambda x, y, max_points=0: np.arange(len(x))
     with mock.patch.object(charts, "downsample", keep_all):
         return compare_page(factory, run_ids)
 
@@ -119,16 +132,20 @@ def main(argv=None) -> int:
         began = time.perf_counter()
         run_ids = seed_long_runs(long_factory, args.runs, args.points)
         seed_many_runs(many_factory, args.table_runs)
-        print(f"seeded {args.runs} runs x {args.points} points and {args.table_runs} runs "
-              f"in {time.perf_counter() - began:.1f} s")
+        print(
+            f"seeded {args.runs} runs x {args.points} points and {args.table_runs} runs "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
         plotted = compare_page(long_factory, run_ids)
         naive_plotted = naive_compare_page(long_factory, run_ids)
         fast = best_of(args.repeats, lambda: compare_page(long_factory, run_ids))
         naive = best_of(args.repeats, lambda: naive_compare_page(long_factory, run_ids))
         table = best_of(args.repeats, lambda: runs_table(many_factory))
-    print(f"Compare, {args.runs} runs: {fast:.3f} s ({plotted:,} points plotted); naive all-points: "
-          f"{naive:.3f} s ({naive_plotted:,} points); ratio {naive / fast:.1f}x; target < 1 s: "
-          f"{'met' if fast < 1 else 'MISSED'}")
+    print(
+        f"Compare, {args.runs} runs: {fast:.3f} s ({plotted:,} points plotted); naive all-points: "
+        f"{naive:.3f} s ({naive_plotted:,} points); ratio {naive / fast:.1f}x; target < 1 s: "
+        f"{'met' if fast < 1 else 'MISSED'}"
+    )
     print(f"Runs table, {args.table_runs} runs: {table:.3f} s; target < 0.5 s: {'met' if table < 0.5 else 'MISSED'}")
     return 0
 

@@ -15,8 +15,9 @@ in legend text, and run names are user text.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +26,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from tsdownsample import MinMaxLTTBDownsampler
 
-METRIC_LABELS = {"loss": "loss", "accuracy": "batch accuracy", "test_accuracy": "test accuracy",
-                 "test_mse": "test MSE"}
+METRIC_LABELS = {"loss": "loss", "accuracy": "batch accuracy", "test_accuracy": "test accuracy", "test_mse": "test MSE"}
 LOSS_KINDS = {"mnist": "cross-entropy", "series": "MSE"}  # what "loss" means per task
 LOSS_MARKERS = ("loss", "mse", "mae")  # a metric whose name holds one is a loss or an error
 X_AXES = {"step": "step", "seconds": "seconds since first step", "wall": "wall clock"}
@@ -46,8 +46,8 @@ class Line:
     label: str
     x: np.ndarray
     y: np.ndarray
-    low: Optional[np.ndarray] = None
-    high: Optional[np.ndarray] = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
     runs: int = 1
 
 
@@ -67,8 +67,12 @@ def ema(values: npt.ArrayLike, weight: float) -> np.ndarray:
     finite = np.isfinite(values)
     # pandas' adjusted EWM is exactly this debiased average (weights w^k over the finite values
     # seen so far), computed in C: a Python loop here costs a second on 20 long runs.
-    smoothed = pd.Series(np.where(finite, values, np.nan)).ewm(alpha=1 - weight, adjust=True,
-                                                                ignore_na=True).mean().to_numpy(copy=True)
+    smoothed = (
+        pd.Series(np.where(finite, values, np.nan))
+        .ewm(alpha=1 - weight, adjust=True, ignore_na=True)
+        .mean()
+        .to_numpy(copy=True)
+    )
     smoothed[~finite] = np.nan
     return smoothed
 
@@ -112,8 +116,15 @@ def group_value(config: Mapping[str, Any], field: str) -> str:
     return "not set" if value is None else str(value)
 
 
-def lines_for(points: pd.DataFrame, runs: Sequence[Any], metric: str, x_axis: str = "step",
-              group_by: Optional[str] = None, band: str = "minmax", y_column: str = "value") -> list[Line]:
+def lines_for(
+    points: pd.DataFrame,
+    runs: Sequence[Any],
+    metric: str,
+    x_axis: str = "step",
+    group_by: str | None = None,
+    band: str = "minmax",
+    y_column: str = "value",
+) -> list[Line]:
     """The lines of one chart: one per run, or with `group_by` (a config field) one per group.
 
     `runs` are objects with id, label and config (dashboard.queries.RunInfo), in the order
@@ -125,12 +136,19 @@ def lines_for(points: pd.DataFrame, runs: Sequence[Any], metric: str, x_axis: st
     for run in runs:
         rows = by_run.get(run.id)
         if rows is not None and len(rows):
-            per_run[run.id] = pd.DataFrame({"step": rows["step"].to_numpy(),
-                                            "x": rows[X_COLUMNS[x_axis]].to_numpy(dtype=float),
-                                            "y": rows[y_column].to_numpy(dtype=float)})
+            per_run[run.id] = pd.DataFrame(
+                {
+                    "step": rows["step"].to_numpy(),
+                    "x": rows[X_COLUMNS[x_axis]].to_numpy(dtype=float),
+                    "y": rows[y_column].to_numpy(dtype=float),
+                }
+            )
     if not group_by:
-        return [Line(run.label, frame["x"].to_numpy(), frame["y"].to_numpy())
-                for run in runs if (frame := per_run.get(run.id)) is not None]
+        return [
+            Line(run.label, frame["x"].to_numpy(), frame["y"].to_numpy())
+            for run in runs
+            if (frame := per_run.get(run.id)) is not None
+        ]
     groups: dict[str, list[pd.DataFrame]] = {}
     for run in runs:
         if run.id in per_run:
@@ -138,8 +156,16 @@ def lines_for(points: pd.DataFrame, runs: Sequence[Any], metric: str, x_axis: st
     lines = []
     for value, frames in groups.items():
         table = aggregate(frames, band)
-        lines.append(Line(f"{group_by}={value}", table["x"].to_numpy(), table["y"].to_numpy(),
-                          table["low"].to_numpy(), table["high"].to_numpy(), runs=len(frames)))
+        lines.append(
+            Line(
+                f"{group_by}={value}",
+                table["x"].to_numpy(),
+                table["y"].to_numpy(),
+                table["low"].to_numpy(),
+                table["high"].to_numpy(),
+                runs=len(frames),
+            )
+        )
     return lines
 
 
@@ -147,7 +173,7 @@ def lines_for(points: pd.DataFrame, runs: Sequence[Any], metric: str, x_axis: st
 
 
 def _rgba(color: str, alpha: float) -> str:
-    red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red},{green},{blue},{alpha})"
 
 
@@ -155,20 +181,35 @@ def _x_values(x: np.ndarray, x_axis: str):
     return pd.to_datetime(x, unit="s", utc=True) if x_axis == "wall" else x
 
 
-def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, log_y: bool = False,
-            dates: bool = False) -> go.Figure:
+def _layout(
+    figure: go.Figure, title: str, x_title: str, y_title: str, log_y: bool = False, dates: bool = False
+) -> go.Figure:
     """Shared looks; the legend sits under the x axis (lower when date ticks take two lines)."""
-    figure.update_layout(title=html.escape(title), xaxis_title=x_title, yaxis_title=y_title,
-                         template="plotly_white", height=400 if dates else 380,
-                         margin=dict(l=60, r=20, t=50, b=50), hovermode="x unified", showlegend=True,
-                         legend=dict(orientation="h", yanchor="top", y=-0.3 if dates else -0.18))
+    figure.update_layout(
+        title=html.escape(title),
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        template="plotly_white",
+        height=400 if dates else 380,
+        margin=dict(l=60, r=20, t=50, b=50),
+        hovermode="x unified",
+        showlegend=True,
+        legend=dict(orientation="h", yanchor="top", y=-0.3 if dates else -0.18),
+    )
     if log_y:
         figure.update_yaxes(type="log")
     return figure
 
 
-def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_title: str = "",
-                 smoothing: float = 0.0, log_y: bool = False, max_points: int = MAX_POINTS) -> go.Figure:
+def curve_figure(
+    lines: Sequence[Line],
+    title: str,
+    x_axis: str = "step",
+    y_title: str = "",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS,
+) -> go.Figure:
     """Overlay `lines`: per line a band (groups of several runs), a faint raw line when
     smoothing, and the (smoothed) line itself; at most `max_points` points per trace, fewer
     when many lines share the chart (a chart is never more than CHART_POINTS wide)."""
@@ -183,20 +224,51 @@ def curve_figure(lines: Sequence[Line], title: str, x_axis: str = "step", y_titl
             low, high = ema(line.low, smoothing), ema(line.high, smoothing)
             keep = np.union1d(downsample(line.x, low, max_points), downsample(line.x, high, max_points))
             x = _x_values(line.x[keep], x_axis)
-            figure.add_scatter(x=x, y=high[keep], mode="lines", line=dict(width=0), legendgroup=group,
-                               showlegend=False, hoverinfo="skip", name=name + " high")
-            figure.add_scatter(x=x, y=low[keep], mode="lines", line=dict(width=0), fill="tonexty",
-                               fillcolor=_rgba(color, 0.18), legendgroup=group, showlegend=False,
-                               hoverinfo="skip", name=name + " low")
+            figure.add_scatter(
+                x=x,
+                y=high[keep],
+                mode="lines",
+                line=dict(width=0),
+                legendgroup=group,
+                showlegend=False,
+                hoverinfo="skip",
+                name=name + " high",
+            )
+            figure.add_scatter(
+                x=x,
+                y=low[keep],
+                mode="lines",
+                line=dict(width=0),
+                fill="tonexty",
+                fillcolor=_rgba(color, 0.18),
+                legendgroup=group,
+                showlegend=False,
+                hoverinfo="skip",
+                name=name + " low",
+            )
         if smoothing > 0:
             keep = downsample(line.x, line.y, max_points)
-            figure.add_scatter(x=_x_values(line.x[keep], x_axis), y=line.y[keep], mode="lines",
-                               line=dict(color=color, width=1), opacity=0.25, legendgroup=group,
-                               showlegend=False, hoverinfo="skip", name=name + " raw")
+            figure.add_scatter(
+                x=_x_values(line.x[keep], x_axis),
+                y=line.y[keep],
+                mode="lines",
+                line=dict(color=color, width=1),
+                opacity=0.25,
+                legendgroup=group,
+                showlegend=False,
+                hoverinfo="skip",
+                name=name + " raw",
+            )
         y = ema(line.y, smoothing)
         keep = downsample(line.x, y, max_points)
-        figure.add_scatter(x=_x_values(line.x[keep], x_axis), y=y[keep], mode="lines" if len(keep) > 1 else "markers",
-                           line=dict(color=color, width=2, dash=dash), legendgroup=group, name=name)
+        figure.add_scatter(
+            x=_x_values(line.x[keep], x_axis),
+            y=y[keep],
+            mode="lines" if len(keep) > 1 else "markers",
+            line=dict(color=color, width=2, dash=dash),
+            legendgroup=group,
+            name=name,
+        )
     return _layout(figure, title, X_AXES[x_axis], y_title, log_y, dates=x_axis == "wall")
 
 
@@ -220,38 +292,59 @@ def metric_label(metric: str, tasks: set[str], name_task: bool = False) -> str:
 
 
 def chart_title(y_label: str, x_axis: str) -> str:
-    """"Batch accuracy vs seconds since first step"."""
+    """ "Batch accuracy vs seconds since first step"."""
     return f"{y_label[:1].upper()}{y_label[1:]} vs {X_AXES[x_axis]}"
 
 
 # --- series (SPEC E5) ------------------------------------------------------------------
 
 
-def series_instance_figure(series: Mapping[str, Any], label: str) -> Optional[go.Figure]:
+def series_instance_figure(series: Mapping[str, Any], label: str) -> go.Figure | None:
     """The test instance, its targets (shifted one step) and the model's predictions."""
     instance = series.get("instance") or {}
     inputs, targets, predictions = (instance.get(key) or [] for key in ("inputs", "targets", "predictions"))
     if not inputs:
         return None
     figure = go.Figure()
-    figure.add_scatter(x=list(range(len(inputs))), y=inputs, mode="lines+markers", name="instance",
-                       line=dict(color="#1f77b4"))
-    figure.add_scatter(x=list(range(1, len(targets) + 1)), y=targets, mode="markers", name="targets",
-                       marker=dict(symbol="star", size=11, color="#2ca02c"))
-    figure.add_scatter(x=list(range(1, len(predictions) + 1)), y=predictions, mode="markers",
-                       name="predictions", marker=dict(symbol="x", size=9, color="#d62728"))
+    figure.add_scatter(
+        x=list(range(len(inputs))), y=inputs, mode="lines+markers", name="instance", line=dict(color="#1f77b4")
+    )
+    figure.add_scatter(
+        x=list(range(1, len(targets) + 1)),
+        y=targets,
+        mode="markers",
+        name="targets",
+        marker=dict(symbol="star", size=11, color="#2ca02c"),
+    )
+    figure.add_scatter(
+        x=list(range(1, len(predictions) + 1)),
+        y=predictions,
+        mode="markers",
+        name="predictions",
+        marker=dict(symbol="x", size=9, color="#d62728"),
+    )
     return _layout(figure, f"{label}: test instance", "time step", "value")
 
 
-def rollout_figure(series: Mapping[str, Any], label: str, seed_length: int = 20) -> Optional[go.Figure]:
+def rollout_figure(series: Mapping[str, Any], label: str, seed_length: int = 20) -> go.Figure | None:
     """Generative rollouts: the seed (zeros or a real window), then the model's own predictions."""
     rollouts = series.get("rollouts") or {}
     if not rollouts:
         return None
     figure = go.Figure()
     for index, (name, values) in enumerate(rollouts.items()):
-        figure.add_scatter(x=list(range(len(values))), y=values, mode="lines", name=f"seed: {html.escape(name)}",
-                           line=dict(color=COLORS[index % len(COLORS)]))
-    figure.add_vline(x=seed_length - 0.5, line_dash="dot", line_color="grey",
-                     annotation_text="generated →", annotation_position="top right")
+        figure.add_scatter(
+            x=list(range(len(values))),
+            y=values,
+            mode="lines",
+            name=f"seed: {html.escape(name)}",
+            line=dict(color=COLORS[index % len(COLORS)]),
+        )
+    figure.add_vline(
+        x=seed_length - 0.5,
+        line_dash="dot",
+        line_color="grey",
+        annotation_text="generated →",
+        annotation_position="top right",
+    )
     return _layout(figure, f"{label}: generative rollout", "time step", "value")

@@ -74,8 +74,10 @@ def _metric_charts(runs, points, x: str) -> list[Chart]:
         if len(by_task) == 1:
             found.append(_metric_chart(metric, metric, x, runs, set(by_task)))
         else:
-            found += [_metric_chart(f"{metric}_{task}", metric, x, members, {task}, name_task=True)
-                      for task, members in sorted(by_task.items())]
+            found += [
+                _metric_chart(f"{metric}_{task}", metric, x, members, {task}, name_task=True)
+                for task, members in sorted(by_task.items())
+            ]
     return found
 
 
@@ -84,20 +86,30 @@ def _e1_charts(runs, x: str) -> list[Chart]:
     are fixed by E1; the x choice only picks the clock of the two time charts (seconds unless
     wall clock is chosen)."""
     time = _time_axis(x)
-    return [_steps_chart(runs, time), _metric_chart("accuracy_time", "accuracy", time, runs, set()),
-            _metric_chart("accuracy_step", "accuracy", "step", runs, set())]
+    return [
+        _steps_chart(runs, time),
+        _metric_chart("accuracy_time", "accuracy", time, runs, set()),
+        _metric_chart("accuracy_step", "accuracy", "step", runs, set()),
+    ]
 
 
 def _figure(points, chart: Chart, state: dict):
     """The chart's figure, or None when none of its runs has points for it. Smoothing applies to
     metrics, not to step counts; log y only to losses and errors."""
-    lines = charts.lines_for(points, chart.runs, chart.metric, chart.x, state["group"] or None, state["band"],
-                             y_column=chart.y_column)
+    lines = charts.lines_for(
+        points, chart.runs, chart.metric, chart.x, state["group"] or None, state["band"], y_column=chart.y_column
+    )
     if not lines:
         return None
     is_metric = chart.y_column == "value"
-    return charts.curve_figure(lines, chart.title, chart.x, chart.label, state["smooth"] if is_metric else 0.0,
-                               state["log"] and is_metric and charts.is_loss_like(chart.metric))
+    return charts.curve_figure(
+        lines,
+        chart.title,
+        chart.x,
+        chart.label,
+        state["smooth"] if is_metric else 0.0,
+        state["log"] and is_metric and charts.is_loss_like(chart.metric),
+    )
 
 
 def build_figures(runs: list[RunInfo], points, state: dict) -> list[tuple[str, go.Figure]]:

@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, cast
 
 from annotated_types import Ge, Gt, Le, Lt
 
-from db.run_config import RunConfig, inapplicable_fields
-
+from db.run_config import RunConfig, field_type, inapplicable_fields
 
 # Where each field sits on the page. Every field that decides whether another applies comes
 # before it (task before target accuracy, layers before residual), so one pass draws them all.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "Model": ("cell", "mode", "implementation", "hidden_units", "layers", "activation", "sru_highway",
-              "bidirectional", "residual", "keep_prob", "swap_memory"),
+    "Model": (
+        "cell",
+        "mode",
+        "implementation",
+        "hidden_units",
+        "layers",
+        "activation",
+        "sru_highway",
+        "bidirectional",
+        "residual",
+        "keep_prob",
+        "swap_memory",
+    ),
     "Task": ("task", "n_steps", "variable_length", "head", "train_subset", "data_path"),
     "Training": ("batch_size", "learning_rate", "optimizer", "clip_norm", "seed", "eval_every"),
     "Stop": ("target_accuracy", "max_steps", "epochs"),
@@ -35,8 +46,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
 FORM_DEFAULTS = {"name": "my run", "max_steps": 300}
 
 # Fields the schema accepts everywhere, but whose description says they are for one cell or task only.
-DESCRIBED_FOR = {"sru_highway": lambda chosen: chosen["cell"] == "sru",
-                 "n_steps": lambda chosen: chosen["task"] == "series"}
+DESCRIBED_FOR = {
+    "sru_highway": lambda chosen: chosen["cell"] == "sru",
+    "n_steps": lambda chosen: chosen["task"] == "series",
+}
 
 
 def applicable_fields(values: Mapping[str, Any]) -> set[str]:
@@ -65,24 +78,19 @@ class FieldSpec:
     default: Any
     optional: bool = False
     options: tuple = ()
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
-def _unwrap_optional(annotation) -> tuple[Any, bool]:
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Union and type(None) in args:
-        return next(arg for arg in args if arg is not type(None)), True
-    return annotation, False
-
-
-def _bounds(metadata) -> tuple[Optional[float], Optional[float]]:
-    low = high = None
+def _bounds(metadata) -> tuple[float | None, float | None]:
+    """The limits a field's Field(ge=..., gt=..., le=..., lt=...) put in its metadata."""
+    low: float | None = None
+    high: float | None = None
     for item in metadata:
         if isinstance(item, (Ge, Gt)):
-            low = getattr(item, "ge", None) if isinstance(item, Ge) else item.gt
+            low = cast(float, item.ge if isinstance(item, Ge) else item.gt)
         elif isinstance(item, (Le, Lt)):
-            high = getattr(item, "le", None) if isinstance(item, Le) else item.lt
+            high = cast(float, item.le if isinstance(item, Le) else item.lt)
     return low, high
 
 
@@ -109,15 +117,22 @@ def field_specs() -> list[FieldSpec]:
     """One FieldSpec per RunConfig field, in the schema's order."""
     specs = []
     for name, info in RunConfig.model_fields.items():
-        annotation, optional = _unwrap_optional(info.annotation)
+        annotation, optional = field_type(name)
         low, high = _bounds(info.metadata)
         kind = _kind(annotation)
-        specs.append(FieldSpec(
-            name=name, kind=kind, label=label(name), help=info.description or "",
-            default=None if info.is_required() else info.default, optional=optional,
-            options=typing.get_args(annotation) if kind == "choice" else (),
-            minimum=low, maximum=high,
-        ))
+        specs.append(
+            FieldSpec(
+                name=name,
+                kind=kind,
+                label=label(name),
+                help=info.description or "",
+                default=None if info.is_required() else info.default,
+                optional=optional,
+                options=typing.get_args(annotation) if kind == "choice" else (),
+                minimum=low,
+                maximum=high,
+            )
+        )
     return specs
 
 
@@ -129,5 +144,8 @@ def initial_value(spec: FieldSpec) -> Any:
 def clean_values(values: dict[str, Any]) -> dict[str, Any]:
     """The form's values as config data: an empty box (None, or a blank optional text) is "not set"."""
     optional = {spec.name for spec in field_specs() if spec.optional}
-    return {name: value for name, value in values.items()
-            if value is not None and not (name in optional and isinstance(value, str) and not value.strip())}
+    return {
+        name: value
+        for name, value in values.items()
+        if value is not None and not (name in optional and isinstance(value, str) and not value.strip())
+    }

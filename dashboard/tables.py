@@ -6,7 +6,8 @@ dashboard.charts) and returns a pandas DataFrame or a string, so it is unit-test
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,13 +18,25 @@ from db.summary import RunSummary
 # Columns where a lower value is better, and where a higher one is: highlighted as best.
 LOWER_IS_BETTER = ("steps to target", "seconds to target", "ms per step", "test MSE", "trace s", "peak MB")
 HIGHER_IS_BETTER = ("test accuracy", "speed vs baseline")
-NUMERIC = ("runs", "steps", "steps to target", "seconds to target", "ms per step", "speed vs baseline",
-           "test accuracy", "test MSE", "trace s", "peak MB", "parameters")
+NUMERIC = (
+    "runs",
+    "steps",
+    "steps to target",
+    "seconds to target",
+    "ms per step",
+    "speed vs baseline",
+    "test accuracy",
+    "test MSE",
+    "trace s",
+    "peak MB",
+    "parameters",
+)
 WHOLE = ("runs", "steps", "steps to target", "parameters")
 
 
-def first_reaching(points: pd.DataFrame, run_id: int, target: float,
-                   metric: str = "accuracy") -> tuple[Optional[int], Optional[float]]:
+def first_reaching(
+    points: pd.DataFrame, run_id: int, target: float, metric: str = "accuracy"
+) -> tuple[int | None, float | None]:
     """(step, seconds) of the first point of `metric` at or above `target`, or (None, None)."""
     rows = points[(points["run_id"] == run_id) & (points["metric"] == metric)] if len(points) else points
     reached = rows[rows["value"] >= target] if len(rows) else rows
@@ -33,7 +46,7 @@ def first_reaching(points: pd.DataFrame, run_id: int, target: float,
     return int(first["step"]), float(first["seconds"])
 
 
-def median_step_ms(points: pd.DataFrame, run_id: int, metric: str = "loss") -> Optional[float]:
+def median_step_ms(points: pd.DataFrame, run_id: int, metric: str = "loss") -> float | None:
     """Median milliseconds per step from a curve's clock (used when the summary lacks it)."""
     rows = points[(points["run_id"] == run_id) & (points["metric"] == metric)] if len(points) else points
     if len(rows) < 2:
@@ -51,20 +64,46 @@ def summary_table(runs: Sequence[Any], points: pd.DataFrame, target: float = 0.9
     for run in runs:
         figures, config = RunSummary.from_stored(run.summary), run.config or {}
         step, seconds = first_reaching(points, run.id, target)
-        rows.append({
-            "run": run.label, "group": run.group, "status": run.status, "task": config.get("task"),
-            # A summary's steps (even null); the run's progress when its summary has none.
-            "steps": figures.steps if "steps" in figures.model_fields_set else run.progress_step,
-            "steps to target": step, "seconds to target": seconds,
-            "ms per step": (figures.median_step_ms if figures.median_step_ms is not None
-                            else median_step_ms(points, run.id)),
-            "test accuracy": figures.test_accuracy, "test MSE": figures.test_mse,
-            "trace s": figures.trace_seconds, "peak MB": figures.peak_memory_mb,
-            "parameters": figures.parameters, "data source": figures.data_source,
-        })
-    table = pd.DataFrame(rows, columns=["run", "group", "status", "task", "steps", "steps to target",
-                                        "seconds to target", "ms per step", "test accuracy", "test MSE",
-                                        "trace s", "peak MB", "parameters", "data source"])
+        rows.append(
+            {
+                "run": run.label,
+                "group": run.group,
+                "status": run.status,
+                "task": config.get("task"),
+                # A summary's steps (even null); the run's progress when its summary has none.
+                "steps": figures.steps if "steps" in figures.model_fields_set else run.progress_step,
+                "steps to target": step,
+                "seconds to target": seconds,
+                "ms per step": (
+                    figures.median_step_ms if figures.median_step_ms is not None else median_step_ms(points, run.id)
+                ),
+                "test accuracy": figures.test_accuracy,
+                "test MSE": figures.test_mse,
+                "trace s": figures.trace_seconds,
+                "peak MB": figures.peak_memory_mb,
+                "parameters": figures.parameters,
+                "data source": figures.data_source,
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "group",
+            "status",
+            "task",
+            "steps",
+            "steps to target",
+            "seconds to target",
+            "ms per step",
+            "test accuracy",
+            "test MSE",
+            "trace s",
+            "peak MB",
+            "parameters",
+            "data source",
+        ],
+    )
     numeric = [column for column in NUMERIC if column in table]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     return table
@@ -80,7 +119,7 @@ def group_table(runs: Sequence[Any], table: pd.DataFrame, field: str) -> pd.Data
     return out.reset_index().rename(columns={field: "group"}).assign(group=lambda f: f"{field}=" + f["group"])
 
 
-def add_speed_ratio(table: pd.DataFrame, label_column: str, baseline: Optional[str]) -> pd.DataFrame:
+def add_speed_ratio(table: pd.DataFrame, label_column: str, baseline: str | None) -> pd.DataFrame:
     """Add "speed vs baseline": the baseline's ms per step over each row's (2.0 = twice as fast)."""
     out = table.copy()
     out["speed vs baseline"] = np.nan
@@ -94,8 +133,8 @@ def add_speed_ratio(table: pd.DataFrame, label_column: str, baseline: Optional[s
     return out
 
 
-def speed_sentences(table: pd.DataFrame, label_column: str, baseline: Optional[str]) -> list[str]:
-    """"static is 1.4x faster than dynamic" for every row against the baseline."""
+def speed_sentences(table: pd.DataFrame, label_column: str, baseline: str | None) -> list[str]:
+    """ "static is 1.4x faster than dynamic" for every row against the baseline."""
     sentences = []
     for label, ratio in zip(table[label_column], table.get("speed vs baseline", [])):
         if label == baseline or ratio is None or not np.isfinite(ratio) or ratio <= 0:
@@ -128,8 +167,7 @@ def highlight_best(table: pd.DataFrame):
 
     def style(column: pd.Series) -> list[str]:
         rows = set(best.get(column.name, []))
-        return ["background-color: #d4f4dd; font-weight: bold" if index in rows else ""
-                for index in range(len(column))]
+        return ["background-color: #d4f4dd; font-weight: bold" if index in rows else "" for index in range(len(column))]
 
     formats = {column: "{:,.0f}" if column in WHOLE else "{:.4g}" for column in NUMERIC if column in table}
     return table.style.apply(style, axis=0).format(formats, na_rep="")
@@ -140,8 +178,7 @@ def config_diff(runs: Sequence[Any]) -> pd.DataFrame:
     fields: list[str] = []
     for run in runs:
         fields += [name for name in (run.config or {}) if name not in fields and name != "name"]
-    differing = [field for field in fields
-                 if len({repr((run.config or {}).get(field)) for run in runs}) > 1]
+    differing = [field for field in fields if len({repr((run.config or {}).get(field)) for run in runs}) > 1]
     data = {run.label: [_shown((run.config or {}).get(field)) for field in differing] for run in runs}
     return pd.DataFrame(data, index=pd.Index(differing, name="field"), dtype=str)
 

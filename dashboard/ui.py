@@ -24,8 +24,9 @@ def series_figures(run, key: str) -> None:
     series = plots.to_stored() if plots is not None else {}
     if not series:
         return
-    for place, build, suffix in zip(st.columns(2), (charts.series_instance_figure, charts.rollout_figure),
-                                    ("instance", "rollout")):
+    for place, build, suffix in zip(
+        st.columns(2), (charts.series_instance_figure, charts.rollout_figure), ("instance", "rollout")
+    ):
         figure = build(series, run.label)
         if figure is not None:
             place.plotly_chart(figure, key=f"{key}_{suffix}_{run.id}", width="stretch")

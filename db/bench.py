@@ -17,14 +17,20 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from sqlalchemy import create_engine, text
 
 from db import queue
-from db.engine import (DatabaseUnavailable, connect_or_explain, make_engine, masked_url, report_database_error,
-                       session_factory)
+from db.engine import (
+    DatabaseUnavailable,
+    connect_or_explain,
+    make_engine,
+    masked_url,
+    report_database_error,
+    session_factory,
+)
 
 CONFIG = {"name": "bench", "max_steps": 1}
 
@@ -58,8 +64,9 @@ def measure(url: str, claimers: int, runs: int) -> dict:
         queue.enqueue_many(session, [CONFIG] * runs)
     context = multiprocessing.get_context("spawn")
     results, start = context.Queue(), context.Barrier(claimers + 1)
-    processes = [context.Process(target=claim_until_empty, args=(url, f"bench-{i}", start, results))
-                 for i in range(claimers)]
+    processes = [
+        context.Process(target=claim_until_empty, args=(url, f"bench-{i}", start, results)) for i in range(claimers)
+    ]
     for process in processes:
         process.start()
     start.wait(60)
@@ -70,7 +77,9 @@ def measure(url: str, claimers: int, runs: int) -> dict:
         process.join(60)
     latencies.sort()
     return {
-        "claimers": claimers, "runs": len(latencies), "claims_per_second": len(latencies) / elapsed,
+        "claimers": claimers,
+        "runs": len(latencies),
+        "claims_per_second": len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
         "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
         "max_ms": 1000 * latencies[-1],
@@ -92,10 +101,12 @@ def _fresh_postgres_schema(url: str) -> tuple[str, Callable[[], None]]:
     return f"{url}{separator}options=-csearch_path%3D{schema}", drop
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m db.bench", description=__doc__.split("\n\n")[0],
-                                     epilog="Exit status: 2 when the database cannot be opened (one line says why; "
-                                            "--verbose adds the traceback).")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m db.bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 2 when the database cannot be opened (one line says why; --verbose adds the traceback).",
+    )
     parser.add_argument("--db", help="a PostgreSQL URL (a schema is made and dropped) or nothing for SQLite")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
     parser.add_argument("--claimers", type=int, default=4)
@@ -122,9 +133,11 @@ def _bench(args: argparse.Namespace) -> int:
             if cleanup:
                 cleanup()
     where = masked_url(args.db) if args.db else "a temporary SQLite file"
-    print(f"queue on {where}: {figures['claimers']} claimers, "
-          f"{figures['runs']} runs: {figures['claims_per_second']:.0f} claims+finishes/s, claim latency "
-          f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, max {figures['max_ms']:.1f} ms")
+    print(
+        f"queue on {where}: {figures['claimers']} claimers, "
+        f"{figures['runs']} runs: {figures['claims_per_second']:.0f} claims+finishes/s, claim latency "
+        f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, max {figures['max_ms']:.1f} ms"
+    )
     return 0
 
 

@@ -16,8 +16,8 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from alembic import command
 from alembic.config import Config
@@ -47,7 +47,7 @@ class DatabaseUnavailable(RuntimeError):
 DATABASE_UNAVAILABLE_EXIT = 2
 
 
-def resolve_db_url(url: Optional[str] = None) -> str:
+def resolve_db_url(url: str | None = None) -> str:
     """The URL to use: an explicit one, else UNROLL_DB_URL, else the local SQLite file."""
     return url or os.environ.get("UNROLL_DB_URL") or DEFAULT_DB_URL
 
@@ -68,7 +68,7 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: Optional[str] = None, *, migrate: bool = True) -> Engine:
+def make_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     """An engine for `url` (see resolve_db_url), with the schema brought up to date."""
     url = resolve_db_url(url)
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
@@ -100,7 +100,7 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(engine: Engine) -> Optional[str]:
+def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -187,8 +187,10 @@ _DRIVER_REASONS = [
     (r'password authentication failed for user "([^"]*)"', 'the server refused the password of user "{0}"'),
     (r"no password supplied", "the server asks for a password and the URL gives none"),
     (r"Connection refused", "nothing accepts connections at that host and port (is the server running?)"),
-    (r"failed to resolve host '([^']*)'|could not translate host name \"([^\"]*)\"",
-     'the host name "{0}" cannot be resolved'),
+    (
+        r"failed to resolve host '([^']*)'|could not translate host name \"([^\"]*)\"",
+        'the host name "{0}" cannot be resolved',
+    ),
     (r'invalid port number: "([^"]*)"', 'the port "{0}" is not a valid port number'),
     (r"timeout expired|timed out", "the server did not answer in time"),
 ]
@@ -198,7 +200,7 @@ def _parsed(url: str):
     """The URL parsed, or None when SQLAlchemy cannot parse it."""
     try:
         return make_url(url)
-    except Exception:  # noqa: BLE001 - unparsable URLs are exactly what is being explained
+    except Exception:
         return None
 
 
@@ -210,7 +212,7 @@ def _shown_url(url: str) -> str:
     return "'" + re.sub(r"(://[^:/@]*:).*@", r"\1***@", url) + "'"
 
 
-def _password(url: str) -> Optional[str]:
+def _password(url: str) -> str | None:
     parsed = _parsed(url)
     if parsed is not None:
         return parsed.password
@@ -248,13 +250,17 @@ def describe_database_error(error: BaseException, url: str) -> str:
     if isinstance(error, (DatabaseUnavailable, SchemaTooNewError)):
         return " ".join(str(error).split())  # already a sentence naming the masked URL
     if isinstance(error, NoSuchModuleError):  # (a kind of ArgumentError: test it first)
-        reason = (f"SQLAlchemy knows no database type or driver \"{make_url(url).drivername}\" "
-                  "(use sqlite:///FILE or postgresql+psycopg://...)")
+        reason = (
+            f'SQLAlchemy knows no database type or driver "{make_url(url).drivername}" '
+            "(use sqlite:///FILE or postgresql+psycopg://...)"
+        )
     elif isinstance(error, (ArgumentError, ValueError)) and _parsed(url) is None:
-        reason = ("it is not a database URL SQLAlchemy can parse "
-                  "(expected e.g. sqlite:///unroll.db or postgresql+psycopg://user:password@host:5432/name)")
+        reason = (
+            "it is not a database URL SQLAlchemy can parse "
+            "(expected e.g. sqlite:///unroll.db or postgresql+psycopg://user:password@host:5432/name)"
+        )
     elif isinstance(error, ImportError):
-        reason = f"its driver, the Python module \"{error.name}\", is not installed"
+        reason = f'its driver, the Python module "{error.name}", is not installed'
     else:
         reason = _driver_reason(error, url)
     password = _password(url)
@@ -268,7 +274,7 @@ def describe_database_error(error: BaseException, url: str) -> str:
 _OPENING_ERRORS = (SQLAlchemyError, SchemaTooNewError, OSError, ValueError, ImportError)
 
 
-def connect_or_explain(url: Optional[str] = None, *, migrate: bool = True) -> Engine:
+def connect_or_explain(url: str | None = None, *, migrate: bool = True) -> Engine:
     """make_engine, but connected now (and migrated unless migrate=False), and any failure
     raised as DatabaseUnavailable with one sentence (the original error as its cause)."""
     url = resolve_db_url(url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -46,14 +46,14 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("UTCDateTime needs an aware datetime")
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
-    def process_result_value(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
@@ -87,40 +87,51 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    group_name: Mapped[Optional[str]] = mapped_column(String(200), index=True)
+    group_name: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[RunStatus] = mapped_column(
-        Enum(RunStatus, name="run_status", native_enum=False, length=16,
-             values_callable=lambda statuses: [status.value for status in statuses]),
+        Enum(
+            RunStatus,
+            name="run_status",
+            native_enum=False,
+            length=16,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
         default=RunStatus.QUEUED,
     )
     config: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[Optional[datetime]]
-    finished_at: Mapped[Optional[datetime]]
-    heartbeat_at: Mapped[Optional[datetime]]
-    worker_id: Mapped[Optional[str]] = mapped_column(String(64))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    worker_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    summary: Mapped[Optional[dict[str, Any]]]
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None]
     # Latest figures, updated with each batch of points, so a run table needs no scan of metrics.
-    progress_step: Mapped[Optional[int]]
-    latest: Mapped[Optional[dict[str, Any]]]
+    progress_step: Mapped[int | None]
+    latest: Mapped[dict[str, Any] | None]
     # Bumped by every UPDATE made through SQLAlchemy (heartbeats excepted): with the row count and the highest
     # id it makes the store's change token, which pages poll without trusting any machine's clock.
-    change_count: Mapped[int] = mapped_column(default=0, server_default="0",
-                                              onupdate=literal_column("change_count") + 1)
+    change_count: Mapped[int] = mapped_column(
+        default=0, server_default="0", onupdate=literal_column("change_count") + 1
+    )
     # The run this one was launched again from ("Run again"); kept when that run is deleted.
-    rerun_of: Mapped[Optional[int]]
+    rerun_of: Mapped[int | None]
     # The last lines its worker logged while running it, so they can be read from any machine.
-    log_tail: Mapped[Optional[str]] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The claim query picks the oldest queued run: this index is exactly that query.
-        Index("ix_runs_queued", "id", sqlite_where=text("status = 'queued'"),
-              postgresql_where=text("status = 'queued'")),
-        Index("ix_runs_running_heartbeat", "heartbeat_at", sqlite_where=text("status = 'running'"),
-              postgresql_where=text("status = 'running'")),
+        Index(
+            "ix_runs_queued", "id", sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'")
+        ),
+        Index(
+            "ix_runs_running_heartbeat",
+            "heartbeat_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
         # AUTOINCREMENT: SQLite never hands out a deleted run's id again, so a shared link to
         # run 10 can never come to show another run (PostgreSQL's sequence never reuses ids).
         {"sqlite_autoincrement": True},
@@ -140,9 +151,9 @@ class MetricPoint(Base):
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     seconds: Mapped[float] = mapped_column(Float)
     # NULL stands for NaN: SQLite cannot store NaN, and a diverged loss must keep its point.
-    value: Mapped[Optional[float]] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
     # When the point was recorded (epoch seconds); NULL for points stored before revision 0002.
-    wall: Mapped[Optional[float]] = mapped_column(Float)
+    wall: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
@@ -157,5 +168,5 @@ class Worker(Base):
     pid: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-    stopped_at: Mapped[Optional[datetime]]
-    current_run_id: Mapped[Optional[int]]
+    stopped_at: Mapped[datetime | None]
+    current_run_id: Mapped[int | None]

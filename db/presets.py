@@ -26,47 +26,110 @@ class Preset:
         return [validate_config(config) for config in self.configs]
 
 
-E1_LSTM = {"task": "mnist", "cell": "lstm", "hidden_units": 32, "layers": 1, "batch_size": 128,
-           "learning_rate": 0.01, "optimizer": "adam", "target_accuracy": 0.9,
-           "max_steps": TARGET_SAFETY_STEPS}
-E3_STACK = {"task": "mnist", "hidden_units": 128, "layers": 2, "mode": "static", "batch_size": 128,
-            "learning_rate": 0.01, "optimizer": "adam", "clip_norm": 1.0, "epochs": 3}
-E4_MINI = {"task": "mnist", "cell": "lstm", "hidden_units": 128, "mode": "dynamic", "batch_size": 64,
-           "learning_rate": 0.01, "epochs": 10, "train_subset": 1800, "head": "last3"}
-E5_SERIES = {"task": "series", "cell": "rnn", "activation": "relu", "hidden_units": 100, "mode": "dynamic",
-             "batch_size": 50, "learning_rate": 0.001, "max_steps": 1500, "n_steps": 20}
+E1_LSTM = {
+    "task": "mnist",
+    "cell": "lstm",
+    "hidden_units": 32,
+    "layers": 1,
+    "batch_size": 128,
+    "learning_rate": 0.01,
+    "optimizer": "adam",
+    "target_accuracy": 0.9,
+    "max_steps": TARGET_SAFETY_STEPS,
+}
+E3_STACK = {
+    "task": "mnist",
+    "hidden_units": 128,
+    "layers": 2,
+    "mode": "static",
+    "batch_size": 128,
+    "learning_rate": 0.01,
+    "optimizer": "adam",
+    "clip_norm": 1.0,
+    "epochs": 3,
+}
+E4_MINI = {
+    "task": "mnist",
+    "cell": "lstm",
+    "hidden_units": 128,
+    "mode": "dynamic",
+    "batch_size": 64,
+    "learning_rate": 0.01,
+    "epochs": 10,
+    "train_subset": 1800,
+    "head": "last3",
+}
+E5_SERIES = {
+    "task": "series",
+    "cell": "rnn",
+    "activation": "relu",
+    "hidden_units": 100,
+    "mode": "dynamic",
+    "batch_size": 50,
+    "learning_rate": 0.001,
+    "max_steps": 1500,
+    "n_steps": 20,
+}
 
-PRESETS: dict[str, Preset] = {preset.name: preset for preset in [
-    Preset("e1-static-vs-dynamic", "E1: static vs dynamic unrolling",
-           "An LSTM of 32 units on MNIST, Adam 0.01, batch 128, trained until a batch reaches 90% accuracy, "
-           "once statically unrolled and once in a while loop: which trains faster, and to the same accuracy? "
-           "Offline, on 4,000 images, we measured 4.27 ms/step static vs 7.02 dynamic; both stopped near step 88 "
-           "with test accuracy about 0.89.",
-           ({**E1_LSTM, "name": "E1 lstm static", "mode": "static"},
-            {**E1_LSTM, "name": "E1 lstm dynamic", "mode": "dynamic"})),
-    Preset("e3-lstm-vs-sru", "E3: LSTM vs SRU",
-           "Two stacked layers of 128, static, gradients clipped at 1.0, 3 epochs: test accuracy and time per step "
-           "of an LSTM against an SRU (reported then: 98.04% vs 97.19%). Offline, on 4,000 images, 3 epochs are "
-           "93 steps: expect lower accuracy than the write-up's (we measured 0.907 vs 0.846).",
-           ({**E3_STACK, "name": "E3 lstm 2x128", "cell": "lstm"},
-            {**E3_STACK, "name": "E3 sru 2x128", "cell": "sru"})),
-    Preset("e4-mini-mnist", "E4: a small wrapper on mini MNIST",
-           "1,800 training images, batch 64, 10 epochs, the last 3 outputs into the classifier: Unroll's LSTM "
-           "cell against Keras's own layer (reported then: about 90% vs 93%). Offline, the 1,800 come from the "
-           "4,000 offline images and the test set is 1,000 images, so expect noisier figures.",
-           ({**E4_MINI, "name": "E4 unroll lstm"},
-            {**E4_MINI, "name": "E4 keras lstm", "implementation": "keras"})),
-    Preset("e5-textbook", "E5: the textbook notes",
-           "A basic RNN of 150 units on MNIST (about 97% after 8 epochs), the time-series RNN of 100 ReLU units "
-           "(training MSE about 0.04 by step 1,400), and a 3-layer RNN with input dropout on the same series. "
-           "Offline, on 4,000 images, the basic RNN reaches less than the write-up's 97%; the series runs need no "
-           "data.",
-           ({"name": "E5 basic rnn mnist", "task": "mnist", "cell": "rnn", "hidden_units": 150, "mode": "dynamic",
-             "batch_size": 150, "learning_rate": 0.001, "epochs": 8, "eval_every": 100},
-            {**E5_SERIES, "name": "E5 series rnn"},
-            {**E5_SERIES, "name": "E5 deep rnn dropout", "layers": 3, "keep_prob": 0.5,
-             "learning_rate": 0.01})),
-]}
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in [
+        Preset(
+            "e1-static-vs-dynamic",
+            "E1: static vs dynamic unrolling",
+            "An LSTM of 32 units on MNIST, Adam 0.01, batch 128, trained until a batch reaches 90% accuracy, "
+            "once statically unrolled and once in a while loop: which trains faster, and to the same accuracy? "
+            "Offline, on 4,000 images, we measured 4.27 ms/step static vs 7.02 dynamic; both stopped near step 88 "
+            "with test accuracy about 0.89.",
+            (
+                {**E1_LSTM, "name": "E1 lstm static", "mode": "static"},
+                {**E1_LSTM, "name": "E1 lstm dynamic", "mode": "dynamic"},
+            ),
+        ),
+        Preset(
+            "e3-lstm-vs-sru",
+            "E3: LSTM vs SRU",
+            "Two stacked layers of 128, static, gradients clipped at 1.0, 3 epochs: test accuracy and time per step "
+            "of an LSTM against an SRU (reported then: 98.04% vs 97.19%). Offline, on 4,000 images, 3 epochs are "
+            "93 steps: expect lower accuracy than the write-up's (we measured 0.907 vs 0.846).",
+            (
+                {**E3_STACK, "name": "E3 lstm 2x128", "cell": "lstm"},
+                {**E3_STACK, "name": "E3 sru 2x128", "cell": "sru"},
+            ),
+        ),
+        Preset(
+            "e4-mini-mnist",
+            "E4: a small wrapper on mini MNIST",
+            "1,800 training images, batch 64, 10 epochs, the last 3 outputs into the classifier: Unroll's LSTM "
+            "cell against Keras's own layer (reported then: about 90% vs 93%). Offline, the 1,800 come from the "
+            "4,000 offline images and the test set is 1,000 images, so expect noisier figures.",
+            ({**E4_MINI, "name": "E4 unroll lstm"}, {**E4_MINI, "name": "E4 keras lstm", "implementation": "keras"}),
+        ),
+        Preset(
+            "e5-textbook",
+            "E5: the textbook notes",
+            "A basic RNN of 150 units on MNIST (about 97% after 8 epochs), the time-series RNN of 100 ReLU units "
+            "(training MSE about 0.04 by step 1,400), and a 3-layer RNN with input dropout on the same series. "
+            "Offline, on 4,000 images, the basic RNN reaches less than the write-up's 97%; the series runs need no "
+            "data.",
+            (
+                {
+                    "name": "E5 basic rnn mnist",
+                    "task": "mnist",
+                    "cell": "rnn",
+                    "hidden_units": 150,
+                    "mode": "dynamic",
+                    "batch_size": 150,
+                    "learning_rate": 0.001,
+                    "epochs": 8,
+                    "eval_every": 100,
+                },
+                {**E5_SERIES, "name": "E5 series rnn"},
+                {**E5_SERIES, "name": "E5 deep rnn dropout", "layers": 3, "keep_prob": 0.5, "learning_rate": 0.01},
+            ),
+        ),
+    ]
+}
 
 
 def preset(name: str) -> Preset:

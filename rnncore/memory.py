@@ -9,6 +9,7 @@ tells static unrolling's activations from dynamic's.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import resource
 
@@ -29,10 +30,8 @@ def _status_mb(key: str) -> float:
 
 def _release_free_heap() -> None:
     """Hand freed heap back to the system, so the starting resident size is what is in use."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _gpu() -> str | None:
@@ -47,7 +46,7 @@ class MemoryWatch:
         self.gpu = _gpu()
         self.start_mb = 0.0
 
-    def start(self) -> "MemoryWatch":
+    def start(self) -> MemoryWatch:
         if self.gpu:
             tf.config.experimental.reset_memory_stats(self.gpu)
             self.start_mb = tf.config.experimental.get_memory_info(self.gpu)["current"] / 2**20

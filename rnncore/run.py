@@ -17,35 +17,48 @@ import json
 import sys
 import time
 import typing
-from typing import Any, Optional
+from typing import Any
 
 from db.engine import DatabaseUnavailable, connect_or_explain, masked_url, report_database_error
-from db.run_config import ConfigError, RunConfig, validate_config
 from db.presets import PRESETS
+from db.run_config import ConfigError, RunConfig, field_type, validate_config
 from db.summary import RunSummary, StoredSummary
 
 # The RunSummary fields the text output lists, in order; --json prints every stored key but NOT_PRINTED.
 NOT_PRINTED = ("schema_version", "series")
-SUMMARY_KEYS = ("steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step", "target_seconds",
-                "test_accuracy", "test_mse", "parameters", "peak_memory_mb", "data_source", "stopped_by")
+SUMMARY_KEYS = (
+    "steps",
+    "train_seconds",
+    "trace_seconds",
+    "median_step_ms",
+    "target_step",
+    "target_seconds",
+    "test_accuracy",
+    "test_mse",
+    "parameters",
+    "peak_memory_mb",
+    "data_source",
+    "stopped_by",
+)
 
 
-def _option_type(annotation) -> tuple[Any, tuple]:
-    """(argparse type, choices) for a config field's annotation."""
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Union:  # Optional[X]
-        return _option_type(next(arg for arg in args if arg is not type(None)))
+def _option_type(name: str) -> tuple[Any, tuple]:
+    """(argparse type, choices) for a config field (an optional field takes its inner type)."""
+    annotation, _optional = field_type(name)
     if typing.get_origin(annotation) is typing.Literal:
-        return str, args
+        return str, typing.get_args(annotation)
     return annotation, ()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rnncore.run", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog="Exit status: 0 when every run succeeded, 1 when one did not, 2 when "
-                                            "options are refused or the --db database cannot be opened (one line "
-                                            "says why; --verbose adds the traceback).")
+    parser = argparse.ArgumentParser(
+        prog="python -m rnncore.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit status: 0 when every run succeeded, 1 when one did not, 2 when "
+        "options are refused or the --db database cannot be opened (one line "
+        "says why; --verbose adds the traceback).",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="run every config of a preset")
     parser.add_argument("--db", metavar="URL", help="store the runs in this database (queued, then run here)")
     parser.add_argument("--json", action="store_true", help="print each summary as JSON")
@@ -53,13 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     fields = parser.add_argument_group("run config (see db/run_config.py)")
     for name, info in RunConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        kind, choices = _option_type(info.annotation)
+        kind, choices = _option_type(name)
         if kind is bool:
-            fields.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=info.description)
+            fields.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=info.description
+            )
         else:
-            fields.add_argument(flag, dest=name, type=kind, choices=choices or None, default=None,
-                                metavar=None if choices else kind.__name__.upper(), help=info.description)
+            fields.add_argument(
+                flag,
+                dest=name,
+                type=kind,
+                choices=choices or None,
+                default=None,
+                metavar=None if choices else kind.__name__.upper(),
+                help=info.description,
+            )
     return parser
 
 
@@ -98,7 +119,7 @@ class ProgressLine:
         self.stream.write("\n")
 
 
-def print_summary(config: RunConfig, outcome: str, summary: Optional[StoredSummary], as_json: bool) -> None:
+def print_summary(config: RunConfig, outcome: str, summary: StoredSummary | None, as_json: bool) -> None:
     figures = RunSummary.from_stored(summary)
     if as_json:
         shown = {key: value for key, value in figures.to_stored().items() if key not in NOT_PRINTED}
@@ -126,7 +147,7 @@ def run_here(config: RunConfig, as_json: bool) -> str:
     return outcome
 
 
-def run_stored(configs: list[RunConfig], url: str, group: Optional[str], as_json: bool) -> list[str]:
+def run_stored(configs: list[RunConfig], url: str, group: str | None, as_json: bool) -> list[str]:
     """Queue the runs in the database, then execute each here as a registered worker."""
     from db import queue
     from rnncore.worker import Worker
@@ -159,7 +180,7 @@ def run_stored(configs: list[RunConfig], url: str, group: Optional[str], as_json
     return outcomes
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

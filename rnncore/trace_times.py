@@ -20,8 +20,9 @@ from rnncore.nn.network import IMPLEMENTATIONS, MODES, RNNSpec
 from rnncore.nn.rules import layer_problems
 
 
-def measure(spec: RNNSpec, sequence_length: int, batch: int, features: int,
-            later_steps: int = 3) -> tuple[float, float]:
+def measure(
+    spec: RNNSpec, sequence_length: int, batch: int, features: int, later_steps: int = 3
+) -> tuple[float, float]:
     """(seconds to build, trace and run the first train step on T = sequence_length, seconds per later step)."""
     start = time.perf_counter()
     run = make_train_step(spec, sequence_length, batch, features)

@@ -16,26 +16,27 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402  (the log level must be set first)
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from db.run_config import RunConfig  # noqa: E402
-from db.summary import SCHEMA_VERSION, RunSummary, StoredSummary  # noqa: E402
-from rnncore import data  # noqa: E402
-from rnncore.memory import MemoryWatch  # noqa: E402
-from rnncore.nn.network import RNNSpec, build_rnn, count_parameters  # noqa: E402
+from db.run_config import RunConfig
+from db.summary import SCHEMA_VERSION, RunSummary, StoredSummary
+from rnncore import data
+from rnncore.memory import MemoryWatch
+from rnncore.nn.network import RNNSpec, build_rnn, count_parameters
 
 EVAL_BATCH_SIZE = 128
 ROLLOUT_STEPS = 300
 LAST3 = 3
 Record = Callable[[int, float, dict[str, float]], None]
-StopCheck = Callable[[], Optional[str]]
+StopCheck = Callable[[], str | None]
 
 
 class Diverged(RuntimeError):
@@ -58,11 +59,20 @@ class Interrupted(RuntimeError):
 
 def spec_for(config: RunConfig) -> RNNSpec:
     """The recurrent layer's spec: the part of the config rnncore.nn.network understands."""
-    return RNNSpec(cell=config.cell, units=config.hidden_units, layers=config.layers, mode=config.mode,
-                   implementation=config.implementation, activation=config.activation,
-                   sru_highway=config.sru_highway, bidirectional=config.bidirectional,
-                   residual=config.residual, keep_prob=config.keep_prob, swap_memory=config.swap_memory,
-                   seed=config.seed)
+    return RNNSpec(
+        cell=config.cell,
+        units=config.hidden_units,
+        layers=config.layers,
+        mode=config.mode,
+        implementation=config.implementation,
+        activation=config.activation,
+        sru_highway=config.sru_highway,
+        bidirectional=config.bidirectional,
+        residual=config.residual,
+        keep_prob=config.keep_prob,
+        swap_memory=config.swap_memory,
+        seed=config.seed,
+    )
 
 
 def load_task_data(config: RunConfig) -> data.Dataset:
@@ -86,8 +96,9 @@ class SequenceModel(keras.Model):
         self.task, self.head_kind = config.task, config.head
         self.rnn = build_rnn(spec_for(config), input_size=input_size)
         initializer = keras.initializers.GlorotUniform(seed=config.seed + 1)
-        self.head = keras.layers.Dense(data.NUM_CLASSES if config.task == "mnist" else 1,
-                                       kernel_initializer=initializer)
+        self.head = keras.layers.Dense(
+            data.NUM_CLASSES if config.task == "mnist" else 1, kernel_initializer=initializer
+        )
 
     def call(self, inputs, sequence_length=None, training=False):
         outputs, _ = self.rnn(inputs, sequence_length=sequence_length, training=training)
@@ -123,7 +134,7 @@ def shuffled_batches(size: int, batch_size: int, seed: int) -> Iterator[np.ndarr
     while True:
         order = rng.permutation(size)
         for start in range(0, per_epoch * batch_size, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]
 
 
 def _device_name() -> str:
@@ -135,7 +146,7 @@ def test_figure_name(config: RunConfig) -> str:
     return "test_accuracy" if config.task == "mnist" else "test_mse"
 
 
-def _lengths(lengths: Optional[np.ndarray], indices) -> Optional[np.ndarray]:
+def _lengths(lengths: np.ndarray | None, indices) -> np.ndarray | None:
     return None if lengths is None else lengths[indices]
 
 
@@ -212,8 +223,8 @@ class Progress:
     steps: int = 0
     trace_seconds: float = 0.0
     train_seconds: float = 0.0
-    target_step: Optional[int] = None
-    target_seconds: Optional[float] = None
+    target_step: int | None = None
+    target_seconds: float | None = None
     stopped_by: str = ""
     step_ms: list[float] = field(default_factory=list)
 
@@ -244,7 +255,7 @@ def summarize(trainer: Trainer, progress: Progress, memory: MemoryWatch, **final
     )
 
 
-def step_limit(config: RunConfig, train_size: int) -> Optional[int]:
+def step_limit(config: RunConfig, train_size: int) -> int | None:
     """The step at which max_steps or epochs stop the run (whichever comes first)."""
     limits = [config.max_steps] if config.max_steps else []
     if config.epochs:
@@ -252,7 +263,7 @@ def step_limit(config: RunConfig, train_size: int) -> Optional[int]:
     return min(limits) if limits else None
 
 
-def stop_reason(config: RunConfig, steps: int, score: float, limit: Optional[int]) -> Optional[str]:
+def stop_reason(config: RunConfig, steps: int, score: float, limit: int | None) -> str | None:
     """Why the run ends after `steps` steps, the last scoring `score`, if it does (the target is checked first)."""
     if config.task == "mnist" and config.target_accuracy is not None and score >= config.target_accuracy:
         return "target_accuracy"
@@ -261,8 +272,9 @@ def stop_reason(config: RunConfig, steps: int, score: float, limit: Optional[int
     return None
 
 
-def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: None,
-          dataset: Optional[data.Dataset] = None) -> StoredSummary:
+def train(
+    config: RunConfig, record: Record, should_stop: StopCheck = lambda: None, dataset: data.Dataset | None = None
+) -> StoredSummary:
     """Train one run to its stop criterion; return the summary, as stored (`RunSummary.to_stored()`).
 
     Raises Interrupted when `should_stop` gives a reason, and Diverged on a non-finite
@@ -276,8 +288,10 @@ def train(config: RunConfig, record: Record, should_stop: StopCheck = lambda: No
     if config.train_subset:
         dataset = data.subset(dataset, config.train_subset)
     if config.batch_size > len(dataset.x_train):
-        raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
-                         f"({len(dataset.x_train)} examples from {dataset.source})")
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the training set "
+            f"({len(dataset.x_train)} examples from {dataset.source})"
+        )
     started = time.perf_counter()
     trainer = Trainer(config, dataset)
     progress, limit = Progress(), step_limit(config, len(dataset.x_train))

@@ -27,15 +27,15 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queue
-from db.engine import make_engine, masked_url, session_factory, resolve_db_url
+from db.engine import make_engine, masked_url, resolve_db_url, session_factory
 from db.models import Run
 from db.run_config import ConfigError, validate_config
 from db.summary import StoredSummary
@@ -74,20 +74,23 @@ class RunResult:
     the error (failed runs)."""
 
     outcome: Outcome
-    summary: Optional[StoredSummary] = None
-    error: Optional[str] = None
+    summary: StoredSummary | None = None
+    error: str | None = None
 
 
 # (session, run id, worker id, result, log tail): records a result in the queue.
-Transition = Callable[[Session, int, str, RunResult, Optional[str]], None]
+Transition = Callable[[Session, int, str, RunResult, str | None], None]
 # The one place an outcome becomes a queue transition; LOST has none (the run is not ours any more).
 TRANSITIONS: dict[Outcome, Transition] = {
     Outcome.SUCCEEDED: lambda session, run_id, worker_id, result, log_tail: queue.finish(
-        session, run_id, worker_id, result.summary),
+        session, run_id, worker_id, result.summary
+    ),
     Outcome.FAILED: lambda session, run_id, worker_id, result, log_tail: queue.fail(
-        session, run_id, worker_id, result.error, result.summary, log_tail),
+        session, run_id, worker_id, result.error, result.summary, log_tail
+    ),
     Outcome.CANCELLED: lambda session, run_id, worker_id, result, log_tail: queue.mark_cancelled(
-        session, run_id, worker_id, result.summary),
+        session, run_id, worker_id, result.summary
+    ),
     Outcome.RELEASED: lambda session, run_id, worker_id, result, log_tail: queue.release(session, run_id, worker_id),
 }
 
@@ -104,7 +107,7 @@ class LogTail(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
 
-    def text(self) -> Optional[str]:
+    def text(self) -> str | None:
         return "\n".join(self.lines) or None
 
 
@@ -116,8 +119,9 @@ class RunRecorder:
     slow database never stalls training. Points that fail to write are kept and retried.
     """
 
-    def __init__(self, factory: sessionmaker[Session], run_id: int, worker_id: str,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS):
+    def __init__(
+        self, factory: sessionmaker[Session], run_id: int, worker_id: str, heartbeat_seconds: float = HEARTBEAT_SECONDS
+    ):
         self.factory, self.run_id, self.worker_id = factory, run_id, worker_id
         self.heartbeat_seconds = heartbeat_seconds
         self.cancel = threading.Event()
@@ -133,7 +137,7 @@ class RunRecorder:
         with self._lock:
             self._pending.extend(points)
 
-    def start(self) -> "RunRecorder":
+    def start(self) -> RunRecorder:
         self._thread.start()
         return self
 
@@ -200,9 +204,15 @@ class RunRecorder:
 class Worker:
     """One worker process: registration, the claim loop, and the fate of each run."""
 
-    def __init__(self, url: Optional[str] = None, stale_after: float = STALE_AFTER_SECONDS,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS, poll_seconds: float = POLL_SECONDS,
-                 parent_pid: Optional[int] = None, on_step: Optional[Callable[[int, float, dict], None]] = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        stale_after: float = STALE_AFTER_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+        parent_pid: int | None = None,
+        on_step: Callable[[int, float, dict], None] | None = None,
+    ):
         self.url = resolve_db_url(url)
         self.on_step = on_step  # the command line shows progress through this
         self.factory = session_factory(make_engine(self.url))
@@ -212,14 +222,15 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.parent_pid = parent_pid
         self.shutdown = threading.Event()
-        self.current_run: Optional[int] = None
+        self.current_run: int | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
         def stop(signum, _frame):
-            log.info("worker %s: %s received, stopping after handing back its run",
-                     self.id, signal.Signals(signum).name)
+            log.info(
+                "worker %s: %s received, stopping after handing back its run", self.id, signal.Signals(signum).name
+            )
             self.shutdown.set()
             signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
 
@@ -261,9 +272,10 @@ class Worker:
         with self.factory.begin() as session:
             queue.stop_worker(session, self.id)
 
-    def serve(self, once: bool = False, max_runs: Optional[int] = None) -> int:
+    def serve(self, once: bool = False, max_runs: int | None = None) -> int:
         """Claim and execute runs until shut down, the queue is empty (once), or max_runs."""
         from rnncore import train  # noqa: F401  import TensorFlow now, not inside the first run's time
+
         self.register()
         executed = 0
         try:
@@ -286,7 +298,7 @@ class Worker:
             log.info("worker %s stopped after %d runs", self.id, executed)
         return executed
 
-    def _reap_and_claim(self) -> Optional[Run]:
+    def _reap_and_claim(self) -> Run | None:
         self.reap()
         with self.factory.begin() as session:
             return queue.claim_next(session, self.id)
@@ -317,7 +329,7 @@ class Worker:
             return RunResult(Outcome.FAILED, error=f"the stored config is invalid: {error}")
         from rnncore import train  # TensorFlow is imported here, never by the dashboard
 
-        def should_stop() -> Optional[str]:
+        def should_stop() -> str | None:
             if self.shutdown.is_set():
                 return SHUTDOWN
             if recorder.lost.is_set():
@@ -339,7 +351,7 @@ class Worker:
             log.exception("run %s failed", run.id)
             return RunResult(Outcome.FAILED, error=_describe_error(error))
 
-    def _settle(self, run_id: int, recorder: RunRecorder, result: RunResult, log_tail: Optional[str] = None) -> None:
+    def _settle(self, run_id: int, recorder: RunRecorder, result: RunResult, log_tail: str | None = None) -> None:
         """Record the result through its outcome's transition, retrying a busy database."""
         if result.outcome is Outcome.LOST or recorder.lost.is_set():
             log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
@@ -364,20 +376,30 @@ def _describe_error(error: BaseException) -> str:
     return f"{headline}\n\n{''.join(traceback.format_exception(error))}"[:20_000]
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rnncore.worker", description=__doc__.split("\n\n")[0],
-                                     epilog="Exit status: 0 when done, 2 when the options are refused or the database "
-                                            "cannot be opened (one line says why; --verbose adds the traceback).")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnncore.worker",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 when done, 2 when the options are refused or the database "
+        "cannot be opened (one line says why; --verbose adds the traceback).",
+    )
     parser.add_argument("--db", help="SQLAlchemy URL (default: UNROLL_DB_URL, else sqlite:///unroll.db)")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
     parser.add_argument("--once", action="store_true", help="exit when the queue is empty instead of waiting")
     parser.add_argument("--max-runs", type=int, metavar="N", help="exit after executing N runs")
-    parser.add_argument("--stale-after", type=float, default=STALE_AFTER_SECONDS, metavar="SECONDS",
-                        help="fail a running run whose worker has not heart-beaten for this long")
-    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="SECONDS",
-                        help="seconds between heartbeats")
-    parser.add_argument("--poll", type=float, default=POLL_SECONDS, metavar="SECONDS",
-                        help="seconds between looks at an empty queue")
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=STALE_AFTER_SECONDS,
+        metavar="SECONDS",
+        help="fail a running run whose worker has not heart-beaten for this long",
+    )
+    parser.add_argument(
+        "--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="SECONDS", help="seconds between heartbeats"
+    )
+    parser.add_argument(
+        "--poll", type=float, default=POLL_SECONDS, metavar="SECONDS", help="seconds between looks at an empty queue"
+    )
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the dashboard
     args = parser.parse_args(argv)
     if args.max_runs is not None and args.max_runs < 1:
@@ -389,7 +411,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from db.engine import DatabaseUnavailable, connect_or_explain, report_database_error
 
     args = parse_args(argv)
@@ -398,8 +420,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         connect_or_explain(args.db).dispose()
     except DatabaseUnavailable as error:
         return report_database_error(error, "python -m rnncore.worker", args.verbose)
-    worker = Worker(args.db, stale_after=args.stale_after, heartbeat_seconds=args.heartbeat,
-                    poll_seconds=args.poll, parent_pid=args.parent_pid)
+    worker = Worker(
+        args.db,
+        stale_after=args.stale_after,
+        heartbeat_seconds=args.heartbeat,
+        poll_seconds=args.poll,
+        parent_pid=args.parent_pid,
+    )
     worker.install_signal_handlers()
     worker.serve(once=args.once, max_runs=args.max_runs)
     return 0

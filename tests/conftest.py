@@ -31,7 +31,7 @@ def pg_schema_url():
     try:
         with admin.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any connection failure means "no server"
+    except Exception as error:
         admin.dispose()
         message = f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} unreachable: {error}"
         if os.environ.get("CI") == "true":

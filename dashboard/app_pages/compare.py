@@ -61,27 +61,63 @@ def settings_widgets(runs) -> None:
     if st.session_state[KEYS["baseline"]] not in baselines:
         st.session_state[KEYS["baseline"]] = ""
     axes = st.columns([3, 4])
-    axes[0].radio("view", list(VIEWS), key=KEYS["view"], format_func=VIEWS.get, horizontal=True,
-                  help="E1's plots: steps over time, accuracy over time and accuracy by step.")
-    axes[1].radio("x axis", list(charts.X_AXES), key=KEYS["x"], format_func=charts.X_AXES.get, horizontal=True,
-                  help="In E1's view it picks the clock of the two time charts (seconds unless wall clock).")
+    axes[0].radio(
+        "view",
+        list(VIEWS),
+        key=KEYS["view"],
+        format_func=VIEWS.get,
+        horizontal=True,
+        help="E1's plots: steps over time, accuracy over time and accuracy by step.",
+    )
+    axes[1].radio(
+        "x axis",
+        list(charts.X_AXES),
+        key=KEYS["x"],
+        format_func=charts.X_AXES.get,
+        horizontal=True,
+        help="In E1's view it picks the clock of the two time charts (seconds unless wall clock).",
+    )
     view = st.columns([3, 1, 2])
-    view[0].slider("EMA smoothing", 0.0, 0.99, step=0.01, key=KEYS["smooth"],
-                   help="Exponential moving average, debiased at the start; the raw curve stays faintly behind.")
+    view[0].slider(
+        "EMA smoothing",
+        0.0,
+        0.99,
+        step=0.01,
+        key=KEYS["smooth"],
+        help="Exponential moving average, debiased at the start; the raw curve stays faintly behind.",
+    )
     view[1].checkbox("log y", key=KEYS["log"], help="On losses and errors only (accuracy and steps stay linear).")
-    view[2].number_input("target accuracy", 0.01, 1.0, step=0.01, key=KEYS["target"],
-                         help="For 'steps to target' and 'seconds to target'.")
+    view[2].number_input(
+        "target accuracy",
+        0.01,
+        1.0,
+        step=0.01,
+        key=KEYS["target"],
+        help="For 'steps to target' and 'seconds to target'.",
+    )
     grouping = st.columns([2, 2, 3])
-    grouping[0].selectbox("group by", ("",) + GROUP_FIELDS, key=KEYS["group"],
-                          format_func=lambda field: field or "(each run)",
-                          help="One line per value of a config field: the mean over its runs, with a band "
-                               "(seed repeats).")
-    grouping[1].radio("band", list(charts.BANDS), key=KEYS["band"], format_func=charts.BANDS.get, horizontal=True,
-                      disabled=not group_field)
-    grouping[2].selectbox("speed baseline", baselines, key=KEYS["baseline"],
-                          format_func=lambda label: label or "(none)",
-                          help="A run or group: 'speed vs baseline' is its ms per step over each row's "
-                               "(2 = twice as fast).")
+    grouping[0].selectbox(
+        "group by",
+        ("",) + GROUP_FIELDS,
+        key=KEYS["group"],
+        format_func=lambda field: field or "(each run)",
+        help="One line per value of a config field: the mean over its runs, with a band (seed repeats).",
+    )
+    grouping[1].radio(
+        "band",
+        list(charts.BANDS),
+        key=KEYS["band"],
+        format_func=charts.BANDS.get,
+        horizontal=True,
+        disabled=not group_field,
+    )
+    grouping[2].selectbox(
+        "speed baseline",
+        baselines,
+        key=KEYS["baseline"],
+        format_func=lambda label: label or "(none)",
+        help="A run or group: 'speed vs baseline' is its ms per step over each row's (2 = twice as fast).",
+    )
 
 
 def draw_charts(figures) -> None:
@@ -89,7 +125,7 @@ def draw_charts(figures) -> None:
     if not figures:
         st.info("The selected runs have no points yet.")
     for start in range(0, len(figures), 2):
-        for column, (key, figure) in zip(st.columns(2), figures[start:start + 2]):
+        for column, (key, figure) in zip(st.columns(2), figures[start : start + 2]):
             column.plotly_chart(figure, key=f"chart_{key}", width="stretch")
 
 
@@ -106,8 +142,10 @@ def draw_summary(runs, points, state) -> tuple[list[tuple], list[str]]:
         st.dataframe(tables.highlight_best(per_group), hide_index=True, key="summary_groups", placeholder="")
         st.subheader("Per run")
     st.dataframe(tables.highlight_best(per_run), hide_index=True, key="summary_runs", placeholder="")
-    st.caption(f"Best value of each column highlighted. Steps and seconds to target: the first batch whose "
-               f"accuracy reaches {state['target']:g}.")
+    st.caption(
+        f"Best value of each column highlighted. Steps and seconds to target: the first batch whose "
+        f"accuracy reaches {state['target']:g}."
+    )
 
     diff = tables.config_diff(runs)
     st.header("Config differences")
@@ -125,12 +163,24 @@ def draw_exports(runs, points, figures, report_tables, sentences) -> None:
     """Every point as CSV, and the page's own figures and tables as a standalone HTML report."""
     st.header("Export")
     exports = st.container(horizontal=True)
-    exports.download_button("Points (CSV)", lambda: export.points_csv(points, runs), file_name="unroll-points.csv",
-                            mime="text/csv", key="export_csv", on_click="ignore")
     exports.download_button(
-        "Report (HTML)", key="export_html", file_name="unroll-report.html", mime="text/html", on_click="ignore",
-        data=lambda: export.html_report("Unroll comparison", [figure for _, figure in figures], report_tables,
-                                        sentences))
+        "Points (CSV)",
+        lambda: export.points_csv(points, runs),
+        file_name="unroll-points.csv",
+        mime="text/csv",
+        key="export_csv",
+        on_click="ignore",
+    )
+    exports.download_button(
+        "Report (HTML)",
+        key="export_html",
+        file_name="unroll-report.html",
+        mime="text/html",
+        on_click="ignore",
+        data=lambda: export.html_report(
+            "Unroll comparison", [figure for _, figure in figures], report_tables, sentences
+        ),
+    )
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -158,8 +208,13 @@ left_out = seed_state(token)
 if left_out:
     st.warning(md_escape("Left out of this view: " + "; ".join(left_out) + "."))
 labels = dict(run_choices(token, include=st.session_state[KEYS["runs"]]))
-st.multiselect("runs", list(labels), key=KEYS["runs"], format_func=lambda run_id: labels.get(run_id, str(run_id)),
-               placeholder="choose runs (or select them on the Runs page)")
+st.multiselect(
+    "runs",
+    list(labels),
+    key=KEYS["runs"],
+    format_func=lambda run_id: labels.get(run_id, str(run_id)),
+    placeholder="choose runs (or select them on the Runs page)",
+)
 settings_widgets(run_infos(st.session_state[KEYS["runs"]], token))
 current = write_state()
 if current["runs"]:

@@ -5,8 +5,9 @@ button stays disabled until every run of the launch is valid. A grid is counted 
 is built, so a request too large for the queue costs nothing.
 """
 
-import streamlit as st
 from typing import get_args
+
+import streamlit as st
 
 from dashboard import forms, launching
 from dashboard.forms import FieldSpec
@@ -14,8 +15,8 @@ from dashboard.settings import NotAllowed
 from dashboard.state import PASSWORD_KEY, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
-from db.run_config import Cell, ConfigError, Implementation, Mode
 from db.presets import PRESETS
+from db.run_config import Cell, ConfigError, Implementation, Mode
 
 SPECS = {spec.name: spec for spec in forms.field_specs()}
 
@@ -40,14 +41,14 @@ def _widget(spec: FieldSpec):
     step = 1 if spec.kind == "int" else None
     number_format = None if spec.kind == "int" else "%g"
     if not spec.optional:
-        return st.number_input(spec.label, value=default, step=step, key=key, help=_allowed(spec),
-                               format=number_format)
+        return st.number_input(spec.label, value=default, step=step, key=key, help=_allowed(spec), format=number_format)
     # Streamlit lets a number box be cleared only when it starts empty (value=None), so a
     # prefilled optional field (max steps) gets its first value through the session state.
     if default is not None and key not in st.session_state:
         st.session_state[key] = default
-    return st.number_input(spec.label, value=None, step=step, key=key, help=_allowed(spec),
-                           placeholder="not set", format=number_format)
+    return st.number_input(
+        spec.label, value=None, step=step, key=key, help=_allowed(spec), placeholder="not set", format=number_format
+    )
 
 
 def _form() -> tuple[dict, dict]:
@@ -72,18 +73,25 @@ def _form() -> tuple[dict, dict]:
 def _grid(applicable: set) -> tuple[dict, int, bool]:
     """The grid's inputs, for the fields that apply: (choices, seed repeats, whether every list reads)."""
     st.subheader("Grid")
-    st.caption("Choose several values to queue the product of them all (empty: the value above). "
-               "Seed repeats run each combination with seeds seed, seed+1, ... Each list takes at most "
-               f"{launching.MAX_LIST_VALUES} values.")
+    st.caption(
+        "Choose several values to queue the product of them all (empty: the value above). "
+        "Seed repeats run each combination with seeds seed, seed+1, ... Each list takes at most "
+        f"{launching.MAX_LIST_VALUES} values."
+    )
     columns = st.columns(3)
     choices, lists_ok = {}, True
-    multiselects = {"cell": ("cells to try", Cell), "mode": ("modes to try", Mode),
-                    "implementation": ("implementations to try", Implementation)}
+    multiselects = {
+        "cell": ("cells to try", Cell),
+        "mode": ("modes to try", Mode),
+        "implementation": ("implementations to try", Implementation),
+    }
     for column, (field, (text, options)) in zip(columns, multiselects.items()):
         if field in applicable:
             choices[field] = column.multiselect(text, get_args(options), key=f"grid_{field}")
-    lists = {"hidden_units": (columns[0], "hidden units to try", "e.g. 32, 64, 128"),
-             "n_steps": (columns[1], "sequence lengths to try (series n steps)", "e.g. 20, 50, 100")}
+    lists = {
+        "hidden_units": (columns[0], "hidden units to try", "e.g. 32, 64, 128"),
+        "n_steps": (columns[1], "sequence lengths to try (series n steps)", "e.g. 20, 50, 100"),
+    }
     for field, (column, text, example) in lists.items():
         if field not in applicable:
             continue
@@ -93,8 +101,7 @@ def _grid(applicable: set) -> tuple[dict, int, bool]:
         except ValueError as error:
             lists_ok = False
             column.error(md_escape(f"{text}: {error}"))
-    repeats = columns[2].number_input("seed repeats", min_value=1, max_value=100, value=1, step=1,
-                                      key="grid_repeats")
+    repeats = columns[2].number_input("seed repeats", min_value=1, max_value=100, value=1, step=1, key="grid_repeats")
     return choices, int(repeats), lists_ok
 
 
@@ -125,8 +132,9 @@ def _queue(configs: list, group: str | None) -> None:
     if len(run_ids) == 1:
         st.success(f"Queued run {run_ids[0]} ({md_escape(configs[0].name)}){where}. Follow it on the Runs page.")
     else:
-        st.success(f"Queued {len(run_ids)} runs (ids {run_ids[0]} to {run_ids[-1]}){where}. "
-                   "Follow them on the Runs page.")
+        st.success(
+            f"Queued {len(run_ids)} runs (ids {run_ids[0]} to {run_ids[-1]}){where}. Follow them on the Runs page."
+        )
 
 
 def _runs(count: int) -> str:
@@ -141,16 +149,20 @@ st.caption(md_escape(f"MNIST for runs with no data path, as this machine sees it
 configure, presets = st.tabs(["Runs and grids", "Presets"])
 
 with configure:
-    st.caption("Every field comes from the run config schema, and only the fields that apply to the choices "
-               "above them are shown; a field that is not allowed says why, and nothing is queued until every "
-               "run of the launch is valid.")
+    st.caption(
+        "Every field comes from the run config schema, and only the fields that apply to the choices "
+        "above them are shown; a field that is not allowed says why, and nothing is queued until every "
+        "run of the launch is valid."
+    )
     values, slots = _form()
     choices, repeats, lists_ok = _grid(forms.applicable_fields(values))
     count = launching.grid_size(choices, repeats)
-    valid, refusal = (_check(values, choices, repeats, slots, limits.max_queued) if lists_ok
-                      else ([], "fix the grid's lists"))
-    group = st.text_input("group", key="launch_group",
-                          placeholder="optional for one run; a grid is named 'grid <time>' if empty")
+    valid, refusal = (
+        _check(values, choices, repeats, slots, limits.max_queued) if lists_ok else ([], "fix the grid's lists")
+    )
+    group = st.text_input(
+        "group", key="launch_group", placeholder="optional for one run; a grid is named 'grid <time>' if empty"
+    )
     st.info(f"This launch queues **{count:,}** {_runs(count)} (queue limit {limits.max_queued}).")
     if refusal:
         st.error(md_escape(f"Nothing can be queued: {refusal}."))
@@ -158,8 +170,10 @@ with configure:
         _queue(valid, group.strip() or (launching.default_group("grid") if count > 1 else None))
 
 with presets:
-    st.caption("Each preset queues the runs of one classic experiment as a group; compare them on Compare "
-               "(group by the field that differs).")
+    st.caption(
+        "Each preset queues the runs of one classic experiment as a group; compare them on Compare "
+        "(group by the field that differs)."
+    )
     for preset in PRESETS.values():
         with st.container(border=True):
             st.subheader(preset.title)

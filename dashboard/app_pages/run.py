@@ -9,16 +9,24 @@ state without a reload.
 
 import re
 from datetime import datetime, timezone
-from typing import Optional
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import actions, charts
-from dashboard.sharing import parse_run_id
 from dashboard.queries import RunInfo
-from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, live_view, points_for, run_choices, run_infos, sessions,
-                             settings, watch)
+from dashboard.sharing import parse_run_id
+from dashboard.state import (
+    PASSWORD_KEY,
+    REFRESH_SECONDS,
+    live_view,
+    points_for,
+    run_choices,
+    run_infos,
+    sessions,
+    settings,
+    watch,
+)
 from dashboard.summary import no_summary_text, summary_rows
 from dashboard.ui import md_escape, series_figures
 
@@ -28,7 +36,9 @@ WRITTEN = "run_written"  # the ?run= this page wrote itself; any other value is 
 CONFIRM = "run_confirm"  # (action key, run id) waiting for its "Yes"
 MESSAGES = "run_messages"  # (run id, [(kind, text)]): what the last action on this page said
 RERUN_MADE = re.compile(r"queued again as run (\d+)")  # dashboard.actions' "Run again" message
-def follow_link(requested: Optional[str]) -> None:
+
+
+def follow_link(requested: str | None) -> None:
     """Select the run the address names when it is a link (a first visit, or an address this page
     did not write); otherwise the picked run stays. A link that names no run selects nothing, so
     another run is never shown in its place."""
@@ -38,7 +48,7 @@ def follow_link(requested: Optional[str]) -> None:
     st.session_state[WRITTEN] = requested
 
 
-def pick_run(token: tuple) -> Optional[int]:
+def pick_run(token: tuple) -> int | None:
     """The run picker: the newest runs plus the selected one however old (a link to run 5 works
     with thousands of newer runs); a selected id that no longer exists stays listed as such, so
     the page says so instead of switching to another run."""
@@ -50,14 +60,22 @@ def pick_run(token: tuple) -> Optional[int]:
         return None
     if PICKED not in st.session_state:  # no link: the newest run
         st.session_state[PICKED] = max(labels)
-    return st.selectbox("run", sorted(labels, reverse=True), index=None, key=PICKED, format_func=lambda run_id: labels.get(run_id, str(run_id)),
-                        placeholder="choose a run")
+    return st.selectbox(
+        "run",
+        sorted(labels, reverse=True),
+        index=None,
+        key=PICKED,
+        format_func=lambda run_id: labels.get(run_id, str(run_id)),
+        placeholder="choose a run",
+    )
 
 
-def explain_nothing_shown(requested: Optional[str], any_runs: bool) -> None:
+def explain_nothing_shown(requested: str | None, any_runs: bool) -> None:
     if requested is not None and parse_run_id(requested) is None:
-        st.error(f"The address asks for run “{md_escape(requested)}”, which is not a run id "
-                 "(a whole number, as in ?run=5): choose a run above.")
+        st.error(
+            f"The address asks for run “{md_escape(requested)}”, which is not a run id "
+            "(a whole number, as in ?run=5): choose a run above."
+        )
     elif not any_runs:
         st.info("No runs yet: launch one from the Launch page.")
     else:
@@ -95,8 +113,13 @@ def show_messages(run_id: int) -> None:
 def confirm(action: actions.Action, run_id: int) -> None:
     st.warning(action.question(f"run {run_id}"))
     yes, no = st.columns(2)
-    yes.button(f"Yes, {action.label.rstrip('…').lower()}", key="run_confirm_yes", type="primary",
-               on_click=act, args=(action.key, run_id))
+    yes.button(
+        f"Yes, {action.label.rstrip('…').lower()}",
+        key="run_confirm_yes",
+        type="primary",
+        on_click=act,
+        args=(action.key, run_id),
+    )
     no.button("No, leave it", key="run_confirm_no", on_click=st.session_state.pop, args=(CONFIRM, None))
 
 
@@ -105,8 +128,12 @@ def action_buttons(run: RunInfo) -> None:
     offered = {action.key: action for action in actions.applicable([run.status])}
     row = st.container(horizontal=True)
     for action in offered.values():
-        row.button(action.label, key=f"run_action_{action.key}", on_click=ask if action.confirm else act,
-                   args=(action.key, run.id))
+        row.button(
+            action.label,
+            key=f"run_action_{action.key}",
+            on_click=ask if action.confirm else act,
+            args=(action.key, run.id),
+        )
     asked = st.session_state.get(CONFIRM)
     if asked and asked[1] == run.id and asked[0] in offered:
         confirm(offered[asked[0]], run.id)
@@ -125,8 +152,11 @@ def header(run: RunInfo, token: tuple) -> None:
     figures[2].metric("elapsed s", "-" if elapsed is None else f"{elapsed:.1f}")
     figures[3].metric("attempts", run.attempts)
     figures[4].metric("group", md_escape(run.group or "-"))  # metric values render markdown
-    moments = [f"{what} {moment:%Y-%m-%d %H:%M:%S} UTC" for what, moment in
-               (("started", run.started_at), ("finished", run.finished_at)) if moment]
+    moments = [
+        f"{what} {moment:%Y-%m-%d %H:%M:%S} UTC"
+        for what, moment in (("started", run.started_at), ("finished", run.finished_at))
+        if moment
+    ]
     st.caption(md_escape(", ".join([f"worker {run.worker or '-'}", *moments])))
     origin(run, token)
 
@@ -162,8 +192,11 @@ def curves(run: RunInfo) -> None:
         left, right = st.columns(2)
         for place, x in ((left, "step"), (right, "seconds")):
             lines = charts.lines_for(points, [run], metric, x)
-            place.plotly_chart(charts.curve_figure(lines, charts.chart_title(label, x), x, label),
-                               key=f"run_{metric}_{x}", width="stretch")
+            place.plotly_chart(
+                charts.curve_figure(lines, charts.chart_title(label, x), x, label),
+                key=f"run_{metric}_{x}",
+                width="stretch",
+            )
     if not present:
         st.caption("No points recorded yet.")
 

@@ -11,16 +11,43 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from dashboard import actions
-from dashboard.state import (PASSWORD_KEY, REFRESH_SECONDS, filter_options, live_view, local_worker_state,
-                             run_page, sessions, settings, watch, worker_health)
+from dashboard.state import (
+    PASSWORD_KEY,
+    REFRESH_SECONDS,
+    filter_options,
+    live_view,
+    local_worker_state,
+    run_page,
+    sessions,
+    settings,
+    watch,
+    worker_health,
+)
 from dashboard.ui import md_escape
 
 FILTERS = ("status", "group", "task", "cell", "mode")
 PAGE_SIZE = 200
 SELECTED = "runs_selected"  # run ids, the selection's source of truth (table rows move as runs arrive)
 CONFIRM = "runs_confirm"  # (action key, run ids) waiting for a yes
-COLUMNS = ["id", "name", "status", "progress", "steps", "ms/step", "loss", "accuracy", "test accuracy", "test MSE",
-           "cell", "mode", "task", "group", "elapsed s", "worker", "error"]
+COLUMNS = [
+    "id",
+    "name",
+    "status",
+    "progress",
+    "steps",
+    "ms/step",
+    "loss",
+    "accuracy",
+    "test accuracy",
+    "test MSE",
+    "cell",
+    "mode",
+    "task",
+    "group",
+    "elapsed s",
+    "worker",
+    "error",
+]
 
 
 def _health(health, local) -> None:
@@ -28,17 +55,26 @@ def _health(health, local) -> None:
     if local is not None and local.notice:
         st.warning(md_escape(local.notice))
     if health["stranded"] and local is not None and local.starting:
-        st.info(f"{health['queued']} run(s) queued: the local worker is starting (TensorFlow takes a few seconds "
-                "to load), they will start soon.")
+        st.info(
+            f"{health['queued']} run(s) queued: the local worker is starting (TensorFlow takes a few seconds "
+            "to load), they will start soon."
+        )
     elif health["stranded"]:
-        st.warning(f"{health['queued']} run(s) queued but no worker is alive: nothing will run. Start one with "
-                   "`python -m rnncore.worker`, or run the dashboard without UNROLL_WORKER=off.")
+        st.warning(
+            f"{health['queued']} run(s) queued but no worker is alive: nothing will run. Start one with "
+            "`python -m rnncore.worker`, or run the dashboard without UNROLL_WORKER=off."
+        )
     for run_id, silent_for in health["silent"]:
-        st.warning(f"Run {run_id} has sent no heartbeat for {silent_for:.0f} s: its worker may be lost. It is "
-                   f"failed as 'worker lost' after {settings().stale_after:g} s without one.")
+        st.warning(
+            f"Run {run_id} has sent no heartbeat for {silent_for:.0f} s: its worker may be lost. It is "
+            f"failed as 'worker lost' after {settings().stale_after:g} s without one."
+        )
     now = datetime.now(timezone.utc)
-    workers = [f"{w['id']} on {w['host']} (run {w['run'] or '-'}, heartbeat "
-               f"{(now - w['last heartbeat']).total_seconds():.0f} s ago)" for w in health["workers"]]
+    workers = [
+        f"{w['id']} on {w['host']} (run {w['run'] or '-'}, heartbeat "
+        f"{(now - w['last heartbeat']).total_seconds():.0f} s ago)"
+        for w in health["workers"]
+    ]
     st.caption("Live workers: " + md_escape("; ".join(workers) or "none"))
 
 
@@ -52,30 +88,41 @@ def _page_picker(page) -> None:
 
 def _table(page, chosen) -> None:
     if not page.rows:
-        st.info("No runs match the filters." if any(chosen.values()) else
-                "No runs yet: launch one from the Launch page.")
+        st.info(
+            "No runs match the filters." if any(chosen.values()) else "No runs yet: launch one from the Launch page."
+        )
         return
     first = page.offset + 1
-    st.caption(f"Runs {first:,}–{page.offset + len(page.rows):,} of {page.total:,}"
-               f"{' matching the filters' if any(chosen.values()) else ''}, newest first.")
+    st.caption(
+        f"Runs {first:,}–{page.offset + len(page.rows):,} of {page.total:,}"
+        f"{' matching the filters' if any(chosen.values()) else ''}, newest first."
+    )
     ids = [row["id"] for row in page.rows]
     selected = set(st.session_state.get(SELECTED, []))
     # The table's selection is by row position: a new key whenever the rows change restores it from ids.
     key = st.session_state["runs_table_key"] = f"runs_table_{zlib.crc32(repr(ids).encode())}"
     event = st.dataframe(
-        page.rows, hide_index=True, width="stretch", key=key, placeholder="",
-        on_select="rerun", selection_mode="multi-row",
+        page.rows,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        placeholder="",
+        on_select="rerun",
+        selection_mode="multi-row",
         selection_default={"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in selected]}},
         column_order=COLUMNS,  # what people decide by first; "elapsed s" includes start-up, ms/step does not
-        column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-                       "accuracy": st.column_config.NumberColumn(format="%.3f", help="latest batch"),
-                       "test accuracy": st.column_config.NumberColumn(format="%.4f"),
-                       "test MSE": st.column_config.NumberColumn(format="%.4g"),
-                       "ms/step": st.column_config.NumberColumn(format="%.2f", help="median training step"),
-                       "elapsed s": st.column_config.NumberColumn(
-                           help="wall time since the run started, including TensorFlow start-up and graph building"),
-                       "loss": st.column_config.NumberColumn(format="%.4f", help="latest batch"),
-                       "error": st.column_config.TextColumn(width="large")},
+        column_config={
+            "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            "accuracy": st.column_config.NumberColumn(format="%.3f", help="latest batch"),
+            "test accuracy": st.column_config.NumberColumn(format="%.4f"),
+            "test MSE": st.column_config.NumberColumn(format="%.4g"),
+            "ms/step": st.column_config.NumberColumn(format="%.2f", help="median training step"),
+            "elapsed s": st.column_config.NumberColumn(
+                help="wall time since the run started, including TensorFlow start-up and graph building"
+            ),
+            "loss": st.column_config.NumberColumn(format="%.4f", help="latest batch"),
+            "error": st.column_config.TextColumn(width="large"),
+        },
     )
     rows_selected = event.selection.rows if event is not None else []
     st.session_state[SELECTED] = [ids[i] for i in rows_selected if i < len(ids)]
@@ -101,8 +148,9 @@ def live() -> None:
 def _act(key: str, ids) -> None:
     """Apply an action (after its confirmation, if it asks one); messages show after the rerun."""
     st.session_state.pop(CONFIRM, None)
-    st.session_state["runs_messages"] = actions.apply(key, ids, sessions(), settings(),
-                                                      st.session_state.get(PASSWORD_KEY))
+    st.session_state["runs_messages"] = actions.apply(
+        key, ids, sessions(), settings(), st.session_state.get(PASSWORD_KEY)
+    )
 
 
 def _ask_or_act(key: str) -> None:

@@ -155,9 +155,7 @@ class LSTMCell(Cell):
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
-        self.kernel = self.add_weight(
-            (n_in, 4 * h), self._seeded(keras.initializers.GlorotUniform, 0), name="kernel"
-        )
+        self.kernel = self.add_weight((n_in, 4 * h), self._seeded(keras.initializers.GlorotUniform, 0), name="kernel")
         self.recurrent_kernel = self.add_weight(
             (h, 4 * h), self._seeded(keras.initializers.Orthogonal, 1), name="recurrent_kernel"
         )
@@ -196,9 +194,7 @@ class GRUCell(Cell):
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
-        self.kernel = self.add_weight(
-            (n_in, 3 * h), self._seeded(keras.initializers.GlorotUniform, 0), name="kernel"
-        )
+        self.kernel = self.add_weight((n_in, 3 * h), self._seeded(keras.initializers.GlorotUniform, 0), name="kernel")
         self.recurrent_kernel = self.add_weight(
             (h, 3 * h), self._seeded(keras.initializers.Orthogonal, 1), name="recurrent_kernel"
         )
@@ -369,8 +365,15 @@ def _sru_backward(d_h, d_c, z, f_pre, r_pre, highway, mask, b_f, b_r, c_prevs):
 
     d_c0, grads = _time_loop(body, d_c, 3 if highway is None else 4, tf.shape(z)[1], reverse=True)
     d_z, d_f_pre, d_r_pre = grads[:3]
-    return (d_z, d_f_pre, d_r_pre, grads[3] if highway is not None else None, d_c0,
-            tf.reduce_sum(d_f_pre, axis=[0, 1]), tf.reduce_sum(d_r_pre, axis=[0, 1]))
+    return (
+        d_z,
+        d_f_pre,
+        d_r_pre,
+        grads[3] if highway is not None else None,
+        d_c0,
+        tf.reduce_sum(d_f_pre, axis=[0, 1]),
+        tf.reduce_sum(d_r_pre, axis=[0, 1]),
+    )
 
 
 _sru_forward_xla = tf.function(_sru_forward, jit_compile=True)
@@ -392,7 +395,7 @@ def sru_recurrence(z, f_pre, r_pre, highway, mask, c0, b_f, b_r):
     if shards == 1:
         return _sru_shard(z, f_pre, r_pre, highway, mask, c0, b_f, b_r)
     sizes = [batch // shards + (i < batch % shards) for i in range(shards)]
-    split = lambda t: [None] * shards if t is None else tf.split(t, sizes, axis=0)  # noqa: E731
+    split = lambda t: [None] * shards if t is None else tf.split(t, sizes, axis=0)
     parts = [_sru_shard(*args, b_f, b_r) for args in zip(*map(split, (z, f_pre, r_pre, highway, mask, c0)))]
     return tuple(tf.concat(list(pieces), axis=0) for pieces in zip(*parts))
 
@@ -415,8 +418,10 @@ def _sru_shard(z, f_pre, r_pre, highway, mask, c0, b_f, b_r):
             d_z, d_f, d_r, d_hw, d_c0, d_bf, d_br = _sru_backward_xla(
                 d_h, d_cell, z, f_pre, r_pre, highway_, mask_, b_f, b_r, c_prevs
             )
-            return [d_z, d_f, d_r, d_c0, d_bf, d_br] + ([d_hw] if highway is not None else []) + (
-                [None] if mask is not None else []
+            return (
+                [d_z, d_f, d_r, d_c0, d_bf, d_br]
+                + ([d_hw] if highway is not None else [])
+                + ([None] if mask is not None else [])
             )
 
         return (h, cell), grad

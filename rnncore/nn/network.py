@@ -157,7 +157,9 @@ class RNNStack(keras.layers.Layer):
     def _run(self, core, inputs, sequence_length, mask, training):
         """One direction of one layer: (outputs [B, T, units], final state tuple)."""
         if self.spec.implementation == "unroll":
-            return unroll(core, inputs, self.spec.mode, sequence_length=sequence_length, swap_memory=self.spec.swap_memory)
+            return unroll(
+                core, inputs, self.spec.mode, sequence_length=sequence_length, swap_memory=self.spec.swap_memory
+            )
         outputs, *states = core(inputs, mask=mask, training=training)
         return outputs, cells.CELL_CLASSES[self.spec.cell].state_type(*states)
 

@@ -34,16 +34,33 @@ class LayerRule(NamedTuple):
 
 
 LAYER_RULES = (
-    LayerRule("implementation", "unroll", lambda v: v["cell"] != "sru",
-              "Keras has no SRU layer; use implementation 'unroll' for the sru cell"),
-    LayerRule("activation", "tanh", lambda v: v["cell"] == "rnn",
-              "only the rnn cell takes an activation; lstm, gru and sru use their own gates"),
-    LayerRule("residual", False, lambda v: v["layers"] >= 2,
-              "residual connections join layers of equal width: use at least 2 layers"),
-    LayerRule("swap_memory", False, lambda v: v["mode"] == "dynamic",
-              "only the dynamic mode's while loop can swap memory"),
-    LayerRule("variable_length", False, lambda v: v["mode"] != "static",
-              "static unrolling needs every sequence of the same length: use mode 'dynamic'"),
+    LayerRule(
+        "implementation",
+        "unroll",
+        lambda v: v["cell"] != "sru",
+        "Keras has no SRU layer; use implementation 'unroll' for the sru cell",
+    ),
+    LayerRule(
+        "activation",
+        "tanh",
+        lambda v: v["cell"] == "rnn",
+        "only the rnn cell takes an activation; lstm, gru and sru use their own gates",
+    ),
+    LayerRule(
+        "residual",
+        False,
+        lambda v: v["layers"] >= 2,
+        "residual connections join layers of equal width: use at least 2 layers",
+    ),
+    LayerRule(
+        "swap_memory", False, lambda v: v["mode"] == "dynamic", "only the dynamic mode's while loop can swap memory"
+    ),
+    LayerRule(
+        "variable_length",
+        False,
+        lambda v: v["mode"] != "static",
+        "static unrolling needs every sequence of the same length: use mode 'dynamic'",
+    ),
 )
 
 

@@ -66,9 +66,7 @@ def static_unroll(core, inputs, initial_state=None, sequence_length=None):
     return tf.stack(outputs, axis=1), state
 
 
-def dynamic_unroll(
-    core, inputs, initial_state=None, sequence_length=None, swap_memory=False, parallel_iterations=32
-):
+def dynamic_unroll(core, inputs, initial_state=None, sequence_length=None, swap_memory=False, parallel_iterations=32):
     """Unroll `core` with `tf.while_loop`: one copy of the step in the graph, whatever T (TF1 `dynamic_rnn`).
 
     ::

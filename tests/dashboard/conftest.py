@@ -46,8 +46,16 @@ def _open_page(page: str | None = None, query: dict | None = None) -> AppTest:
     return at.run()
 
 
-def seed_run(factory, name: str, steps: int = 50, ms_per_step: float = 10.0, task: str = "mnist",
-             summary: dict | None = None, group: str | None = None, **config) -> int:
+def seed_run(
+    factory,
+    name: str,
+    steps: int = 50,
+    ms_per_step: float = 10.0,
+    task: str = "mnist",
+    summary: dict | None = None,
+    group: str | None = None,
+    **config,
+) -> int:
     """A finished run with loss and accuracy (or MSE) curves, stored through the real queue."""
     with factory.begin() as session:
         run_id = queue.enqueue(session, {"name": name, "task": task, "max_steps": steps, **config}, group=group)
@@ -61,9 +69,21 @@ def seed_run(factory, name: str, steps: int = 50, ms_per_step: float = 10.0, tas
                 points.append(queue.Point("accuracy", step, seconds, 1 - loss / 2.4))
         queue.append_metrics(session, run_id, "w", points)
         figure = {"test_accuracy": 0.93} if task == "mnist" else {"test_mse": 0.04}
-        queue.finish(session, run_id, "w", {"steps": steps, "median_step_ms": ms_per_step, "trace_seconds": 1.5,
-                                            "parameters": 5000, "peak_memory_mb": 300.0,
-                                            "data_source": "offline", **figure, **(summary or {})})
+        queue.finish(
+            session,
+            run_id,
+            "w",
+            {
+                "steps": steps,
+                "median_step_ms": ms_per_step,
+                "trace_seconds": 1.5,
+                "parameters": 5000,
+                "peak_memory_mb": 300.0,
+                "data_source": "offline",
+                **figure,
+                **(summary or {}),
+            },
+        )
     return run_id
 
 

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import textwrap
-
 from pathlib import Path
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")

@@ -19,8 +19,16 @@ STATE = {"x": "step", "view": "metrics", "group": "", "band": "minmax", "smooth"
 def points(run_id, steps, values, ms=10.0, metric="accuracy", start=1000.0):
     steps = np.asarray(steps)
     seconds = (steps - 1) * ms / 1000
-    return pd.DataFrame({"run_id": run_id, "metric": metric, "step": steps, "seconds": seconds,
-                         "wall": start + seconds, "value": np.asarray(values, dtype=float)})
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "metric": metric,
+            "step": steps,
+            "seconds": seconds,
+            "wall": start + seconds,
+            "value": np.asarray(values, dtype=float),
+        }
+    )
 
 
 def test_ema_is_debiased_so_it_starts_at_the_first_value():
@@ -32,7 +40,8 @@ def test_ema_is_debiased_so_it_starts_at_the_first_value():
 
 def test_ema_skips_nan_and_zero_weight_is_identity():
     smoothed = charts.ema([1.0, np.nan, 3.0], 0.5)
-    assert smoothed[0] == 1.0 and np.isnan(smoothed[1])
+    assert smoothed[0] == 1.0
+    assert np.isnan(smoothed[1])
     assert smoothed[2] == pytest.approx((0.5 * 0.5 + 0.5 * 3.0) / 0.75)
     assert list(charts.ema([1.0, 5.0], 0.0)) == [1.0, 5.0]
 
@@ -42,7 +51,9 @@ def test_downsampling_keeps_the_extremes_and_short_lines_whole():
     y = np.sin(x / 500)
     y[31_337], y[77_777] = 40.0, -40.0
     keep = charts.downsample(x, y, 1000)
-    assert len(keep) <= 1000 and 31_337 in keep and 77_777 in keep
+    assert len(keep) <= 1000
+    assert 31_337 in keep
+    assert 77_777 in keep
     assert list(charts.downsample(x[:10], y[:10], 1000)) == list(range(10))
     assert list(charts.downsample([0, 1, 2], [1.0, np.nan, 2.0])) == [0, 2]
 
@@ -51,10 +62,13 @@ def test_bands_span_min_to_max_or_one_std_around_the_mean():
     a = pd.DataFrame({"step": [1, 2], "x": [0.0, 1.0], "y": [1.0, 2.0]})
     b = pd.DataFrame({"step": [1, 2], "x": [0.0, 3.0], "y": [3.0, 6.0]})
     minmax = charts.aggregate([a, b], "minmax")
-    assert list(minmax["y"]) == [2.0, 4.0] and list(minmax["x"]) == [0.0, 2.0]
-    assert list(minmax["low"]) == [1.0, 2.0] and list(minmax["high"]) == [3.0, 6.0]
+    assert list(minmax["y"]) == [2.0, 4.0]
+    assert list(minmax["x"]) == [0.0, 2.0]
+    assert list(minmax["low"]) == [1.0, 2.0]
+    assert list(minmax["high"]) == [3.0, 6.0]
     std = charts.aggregate([a, b], "std")
-    assert list(std["low"]) == [1.0, 2.0] and list(std["high"]) == [3.0, 6.0]  # population std: 1 and 2
+    assert list(std["low"]) == [1.0, 2.0]
+    assert list(std["high"]) == [3.0, 6.0]
 
 
 def test_one_line_per_run_or_per_group():
@@ -65,7 +79,8 @@ def test_one_line_per_run_or_per_group():
     assert list(per_run[0].x) == pytest.approx([0.0, 0.01, 0.02])
     grouped = charts.lines_for(data, runs, "accuracy", "step", group_by="mode")
     assert [(line.label, line.runs) for line in grouped] == [("mode=static", 2), ("mode=dynamic", 1)]
-    assert grouped[0].y[0] == pytest.approx(0.15) and grouped[0].low[0] == pytest.approx(0.1)
+    assert grouped[0].y[0] == pytest.approx(0.15)
+    assert grouped[0].low[0] == pytest.approx(0.1)
     steps = charts.lines_for(data, runs[:1], "accuracy", "seconds", y_column="step")
     assert list(steps[0].y) == [1, 2, 3]
 
@@ -75,10 +90,12 @@ def test_trace_counts_axes_and_escaped_names():
     runs[2].label = "<img src=x onerror=alert(1)>"
     data = pd.concat([points(r.id, [1, 2, 3], [0.1, 0.2, 0.3]) for r in runs])
     plain = charts.curve_figure(charts.lines_for(data, runs, "accuracy"), "t", "step", "acc")
-    assert len(plain.data) == 3 and plain.layout.xaxis.title.text == "step"
+    assert len(plain.data) == 3
+    assert plain.layout.xaxis.title.text == "step"
     assert plain.data[2].name == "&lt;img src=x onerror=alert(1)&gt;"
     smoothed = charts.curve_figure(charts.lines_for(data, runs, "accuracy"), "t", "step", smoothing=0.5, log_y=True)
-    assert len(smoothed.data) == 6 and smoothed.layout.yaxis.type == "log"  # a faint raw line behind each
+    assert len(smoothed.data) == 6
+    assert smoothed.layout.yaxis.type == "log"
     assert [trace.opacity for trace in smoothed.data[:2]] == [0.25, None]
     grouped = charts.curve_figure(charts.lines_for(data, runs, "accuracy", group_by="mode"), "t", "step")
     assert len(grouped.data) == 4  # static: band (2 traces) + mean; dynamic (one run): mean only
@@ -93,14 +110,18 @@ def test_wall_clock_axis_is_datetimes():
 
 
 def test_series_figures():
-    series = {"instance": {"inputs": [0.0] * 20, "targets": [1.0] * 20, "predictions": [0.9] * 20},
-              "rollouts": {"zeros": [0.0] * 320, "real": [1.0] * 320}}
+    series = {
+        "instance": {"inputs": [0.0] * 20, "targets": [1.0] * 20, "predictions": [0.9] * 20},
+        "rollouts": {"zeros": [0.0] * 320, "real": [1.0] * 320},
+    }
     instance = charts.series_instance_figure(series, "r")
     assert [trace.name for trace in instance.data] == ["instance", "targets", "predictions"]
     assert instance.data[1].x[0] == 1  # targets are the window shifted by one step
     rollout = charts.rollout_figure(series, "r")
-    assert [trace.name for trace in rollout.data] == ["seed: zeros", "seed: real"] and len(rollout.data[0].y) == 320
-    assert charts.series_instance_figure({}, "r") is None and charts.rollout_figure({}, "r") is None
+    assert [trace.name for trace in rollout.data] == ["seed: zeros", "seed: real"]
+    assert len(rollout.data[0].y) == 320
+    assert charts.series_instance_figure({}, "r") is None
+    assert charts.rollout_figure({}, "r") is None
 
 
 def test_a_loss_says_what_it_measures():
@@ -126,7 +147,7 @@ def test_ema_equals_the_step_by_step_definition_on_long_noisy_curves():
         for index, value in enumerate(values):  # the definition, one value at a time
             if np.isfinite(value):
                 last, count = weight * last + (1 - weight) * value, count + 1
-                expected[index] = last / (1 - weight ** count)
+                expected[index] = last / (1 - weight**count)
         assert np.allclose(charts.ema(values, weight), expected, equal_nan=True, rtol=1e-12, atol=1e-12)
 
 
@@ -173,7 +194,10 @@ def test_the_e1_view_is_exactly_its_three_plots():
         figures = built(runs, view="e1", x=x)
         assert list(figures) == ["steps", "accuracy_time", "accuracy_step"]
         assert [(f.layout.xaxis.title.text, f.layout.yaxis.title.text) for f in figures.values()] == [
-            (charts.X_AXES[clock], "step"), (charts.X_AXES[clock], "batch accuracy"), ("step", "batch accuracy")]
+            (charts.X_AXES[clock], "step"),
+            (charts.X_AXES[clock], "batch accuracy"),
+            ("step", "batch accuracy"),
+        ]
     series_only = built([run(1, task="series")], view="e1")
     assert list(series_only) == ["steps"]  # E1's accuracy plots need MNIST runs
 

@@ -37,8 +37,11 @@ def titles(at, axis=None):
 def decoded(chart, axis="y"):
     """A trace's values: plotly sends arrays as typed, base64-encoded buffers."""
     values = json.loads(chart.proto.spec)["data"][0][axis]
-    return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]) if isinstance(values, dict) \
+    return (
+        np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        if isinstance(values, dict)
         else np.array(values)
+    )
 
 
 def test_compare_draws_every_metric_and_e1s_three_plots_for_the_selected_runs(app_factory, open_page, seed):
@@ -48,14 +51,16 @@ def test_compare_draws_every_metric_and_e1s_three_plots_for_the_selected_runs(ap
     assert not at.exception
     names = figure_names(at)
     # by default every metric once against the x axis (step): accuracy, loss
-    assert len(names) == 2 and all(n == [f"#{static} static", f"#{dynamic} dynamic"] for n in names)
+    assert len(names) == 2
+    assert all(n == [f"#{static} static", f"#{dynamic} dynamic"] for n in names)
     summary = tables_by_name(at)["per run"]
     assert list(summary["ms per step"]) == [10.0, 14.0]
     assert list(tables_by_name(at)["config diff"].index) == ["mode"]
     at.selectbox(key="cmp_baseline").set_value(f"#{dynamic} dynamic").run()
     assert at.markdown[0].value == "- " + md_escape(f"#{static} static is 1.40x faster than #{dynamic} dynamic")
     at.radio(key="cmp_view").set_value("e1").run()
-    assert not at.exception and at.query_params["view"] == "e1"
+    assert not at.exception
+    assert at.query_params["view"] == "e1"
     # E1: steps over time, accuracy vs seconds and vs step
     assert titles(at) == ["Steps over time", "Batch accuracy vs seconds since first step", "Batch accuracy vs step"]
     assert all(n == [f"#{static} static", f"#{dynamic} dynamic"] for n in figure_names(at))
@@ -78,8 +83,7 @@ def test_runs_of_different_tasks_never_share_a_loss_axis(app_factory, open_page,
     mnist, series = seed("rnn mnist"), seed("rnn series", task="series")
     at = open_page("compare", {"runs": f"{mnist},{series}"})
     assert not at.exception
-    assert titles(at) == ["Batch accuracy vs step", "Loss (cross-entropy, mnist) vs step",
-                          "Loss (MSE, series) vs step"]
+    assert titles(at) == ["Batch accuracy vs step", "Loss (cross-entropy, mnist) vs step", "Loss (MSE, series) vs step"]
     assert figure_names(at) == [[f"#{mnist} rnn mnist"], [f"#{mnist} rnn mnist"], [f"#{series} rnn series"]]
 
 
@@ -91,7 +95,8 @@ def test_compare_groups_seed_repeats_into_mean_and_band(app_factory, open_page, 
     assert not at.exception
     names = figure_names(at)
     # accuracy vs step, per group: band high + band low + faint raw + mean
-    assert len(names[0]) == 8 and "mode=static (2 runs)" in names[0]
+    assert len(names[0]) == 8
+    assert "mode=static (2 runs)" in names[0]
     assert list(tables_by_name(at)["per group"]["runs"]) == [2, 2]
     # grouped, the speed baseline is a group: a single run would give no group ratio at all
     assert at.selectbox(key="cmp_baseline").options == ["(none)", "mode=dynamic", "mode=static"]
@@ -101,14 +106,22 @@ def test_compare_groups_seed_repeats_into_mean_and_band(app_factory, open_page, 
 
 def test_a_shared_link_restores_the_view_and_changes_are_written_back(app_factory, open_page, seed):
     ids = [seed(name) for name in ("a", "b", "c")]
-    at = open_page("compare", {"runs": f"{ids[2]},{ids[0]}", "x": "seconds", "smooth": "0.6", "group": "mode",
-                               "log": "1", "view": "e1"})
+    at = open_page(
+        "compare",
+        {"runs": f"{ids[2]},{ids[0]}", "x": "seconds", "smooth": "0.6", "group": "mode", "log": "1", "view": "e1"},
+    )
     assert not at.warning  # nothing was left out
     assert at.multiselect(key="cmp_runs").value == [ids[2], ids[0]]
-    assert (at.radio(key="cmp_x").value, at.slider(key="cmp_smooth").value, at.selectbox(key="cmp_group").value,
-            at.checkbox(key="cmp_log").value, at.radio(key="cmp_view").value) == ("seconds", 0.6, "mode", True, "e1")
+    assert (
+        at.radio(key="cmp_x").value,
+        at.slider(key="cmp_smooth").value,
+        at.selectbox(key="cmp_group").value,
+        at.checkbox(key="cmp_log").value,
+        at.radio(key="cmp_view").value,
+    ) == ("seconds", 0.6, "mode", True, "e1")
     at.radio(key="cmp_x").set_value("wall").run()
-    assert at.query_params["x"] == "wall" and at.query_params["runs"] == f"{ids[2]},{ids[0]}"
+    assert at.query_params["x"] == "wall"
+    assert at.query_params["runs"] == f"{ids[2]},{ids[0]}"
     assert at.slider(key="cmp_smooth").value == 0.6  # the rest of the view is kept
 
 
@@ -119,10 +132,12 @@ def test_a_bad_link_says_what_it_left_out(app_factory, open_page, seed, shown):
     [warning] = at.warning
     text = shown(warning)
     assert "run 999 does not exist (deleted?)" in text
-    assert "runs: 'abc' is not a run id" in text and "x: 'banana' is not one of step, seconds, wall" in text
+    assert "runs: 'abc' is not a run id" in text
+    assert "x: 'banana' is not one of step, seconds, wall" in text
     assert at.multiselect(key="cmp_runs").value == [run_id]  # what was readable is shown
     assert figure_names(at)[0] == [f"#{run_id} real"]
-    assert at.query_params["runs"] == str(run_id) and "x" not in at.query_params  # the link is cleaned
+    assert at.query_params["runs"] == str(run_id)
+    assert "x" not in at.query_params
 
 
 def test_a_run_picked_by_link_stays_selectable_behind_1000_newer_runs(app_factory, open_page, seed):
@@ -130,9 +145,11 @@ def test_a_run_picked_by_link_stays_selectable_behind_1000_newer_runs(app_factor
     with app_factory.begin() as session:
         queue.enqueue_many(session, [{"name": f"newer {number}", "max_steps": 3} for number in range(1000)])
     at = open_page("compare", {"runs": str(old)})
-    assert not at.exception and not at.warning
+    assert not at.exception
+    assert not at.warning
     picker = at.multiselect(key="cmp_runs")
-    assert picker.value == [old] and f"#{old} old one" in picker.options
+    assert picker.value == [old]
+    assert f"#{old} old one" in picker.options
     assert figure_names(at)[0] == [f"#{old} old one"]
 
 
@@ -145,7 +162,8 @@ def test_a_run_deleted_meanwhile_leaves_with_a_message(app_factory, open_page, s
     at.run()
     assert not at.exception
     assert f"run {deleted} does not exist (deleted?)" in shown(at.warning[0])
-    assert at.multiselect(key="cmp_runs").value == [kept] and at.query_params["runs"] == str(kept)
+    assert at.multiselect(key="cmp_runs").value == [kept]
+    assert at.query_params["runs"] == str(kept)
     assert all(names == [f"#{kept} kept"] for names in figure_names(at))
 
 
@@ -166,19 +184,23 @@ def test_a_run_that_finishes_updates_without_reload(app_factory, open_page):
 
 
 def test_compare_shows_series_figures_and_the_mse(app_factory, open_page, seed):
-    series = {"instance": {"inputs": [0.0] * 20, "targets": [1.0] * 20, "predictions": [0.5] * 20},
-              "rollouts": {"zeros": [0.0] * 320, "real": [1.0] * 320}}
+    series = {
+        "instance": {"inputs": [0.0] * 20, "targets": [1.0] * 20, "predictions": [0.5] * 20},
+        "rollouts": {"zeros": [0.0] * 320, "real": [1.0] * 320},
+    }
     run_id = seed("series", task="series", summary={"series": series})
     at = open_page("compare", {"runs": str(run_id)})
     assert not at.exception
     names = figure_names(at)
-    assert ["instance", "targets", "predictions"] in names and ["seed: zeros", "seed: real"] in names
+    assert ["instance", "targets", "predictions"] in names
+    assert ["seed: zeros", "seed: real"] in names
     assert list(tables_by_name(at)["per run"]["test MSE"]) == [0.04]
 
 
 def test_compare_with_nothing_selected_says_what_to_do(app_factory, open_page):
     at = open_page("compare")
-    assert not at.exception and "Choose runs" in at.info[0].value
+    assert not at.exception
+    assert "Choose runs" in at.info[0].value
 
 
 def test_long_curves_are_downsampled_for_plotting_only(app_factory, open_page, seed):

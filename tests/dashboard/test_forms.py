@@ -9,15 +9,30 @@ from dashboard import forms
 from db.run_config import Cell, ConfigError, Implementation, Mode, RunConfig, Task, validate_config
 
 # Every combination of the values that decide which fields apply.
-CHOICES = {"task": get_args(Task), "cell": get_args(Cell), "mode": get_args(Mode),
-           "implementation": get_args(Implementation), "layers": (1, 2)}
+CHOICES = {
+    "task": get_args(Task),
+    "cell": get_args(Cell),
+    "mode": get_args(Mode),
+    "implementation": get_args(Implementation),
+    "layers": (1, 2),
+}
 COMBINATIONS = [dict(zip(CHOICES, values)) for values in itertools.product(*CHOICES.values())]
 # A value other than the default for each field some combination leaves out.
-PROBES = {"target_accuracy": 0.5, "implementation": "keras", "activation": "relu", "residual": True,
-          "swap_memory": True, "variable_length": True, "head": "last3", "data_path": "mnist.npz"}
+PROBES = {
+    "target_accuracy": 0.5,
+    "implementation": "keras",
+    "activation": "relu",
+    "residual": True,
+    "swap_memory": True,
+    "variable_length": True,
+    "head": "last3",
+    "data_path": "mnist.npz",
+}
 # Fields the schema accepts everywhere but whose description limits them to one cell or task.
-DESCRIBED = {"sru_highway": lambda chosen: chosen["cell"] == "sru",
-             "n_steps": lambda chosen: chosen["task"] == "series"}
+DESCRIBED = {
+    "sru_highway": lambda chosen: chosen["cell"] == "sru",
+    "n_steps": lambda chosen: chosen["task"] == "series",
+}
 
 
 def refused_fields(config: dict) -> set[str]:
@@ -60,13 +75,17 @@ def test_each_field_comes_after_the_fields_that_decide_whether_it_applies():
 def test_the_form_starts_as_a_valid_run_with_no_target_accuracy():
     specs = {spec.name: spec for spec in forms.field_specs()}
     start = {name: forms.initial_value(spec) for name, spec in specs.items()}
-    assert start["target_accuracy"] is None and start["max_steps"] == 300
-    assert specs["target_accuracy"].optional and specs["max_steps"].optional
+    assert start["target_accuracy"] is None
+    assert start["max_steps"] == 300
+    assert specs["target_accuracy"].optional
+    assert specs["max_steps"].optional
     validate_config(forms.clean_values(start))
 
 
 def test_refusals_use_the_labels_the_form_shows():
     assert forms.error_text("hidden_units", "must be greater than or equal to 1") == (
-        "hidden units: must be greater than or equal to 1")
+        "hidden units: must be greater than or equal to 1"
+    )
     assert forms.error_text("max_steps", "set at least one stop criterion (target_accuracy, max_steps or epochs)") == (
-        "max steps: set at least one stop criterion (target accuracy, max steps or epochs)")
+        "max steps: set at least one stop criterion (target accuracy, max steps or epochs)"
+    )

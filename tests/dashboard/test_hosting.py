@@ -8,7 +8,6 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import actions, launching
 from dashboard.settings import NotAllowed, Settings, SettingsError, resolve
-from db import queue
 from db.models import Run, RunStatus
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -31,35 +30,55 @@ def status_of(factory, run_id):
 def test_defaults_give_a_local_dashboard_that_works_as_always():
     settings = resolve({}, {})
     assert settings == Settings()
-    assert settings.db_url == "sqlite:///unroll.db" and not settings.readonly and settings.worker_autostart
+    assert settings.db_url == "sqlite:///unroll.db"
+    assert not settings.readonly
+    assert settings.worker_autostart
     settings.check_write(None)  # no password set: nothing is asked
 
 
 def test_secrets_configure_a_hosted_dashboard_and_the_environment_wins():
-    secrets = {"UNROLL_DB_URL": "postgresql+psycopg://u:p@db/unroll", "UNROLL_READONLY": True,
-               "UNROLL_WORKER": "off", "UNROLL_MAX_QUEUED": 20, "UNROLL_MAX_STEPS": "1000"}
+    secrets = {
+        "UNROLL_DB_URL": "postgresql+psycopg://u:p@db/unroll",
+        "UNROLL_READONLY": True,
+        "UNROLL_WORKER": "off",
+        "UNROLL_MAX_QUEUED": 20,
+        "UNROLL_MAX_STEPS": "1000",
+    }
     settings = resolve({}, secrets)
     assert (settings.db_url, settings.readonly, settings.worker_autostart) == (
-        "postgresql+psycopg://u:p@db/unroll", True, False)
+        "postgresql+psycopg://u:p@db/unroll",
+        True,
+        False,
+    )
     assert (settings.max_queued, settings.max_steps) == (20, 1000)
     assert resolve({"UNROLL_READONLY": "0"}, secrets).readonly is False
 
 
-@pytest.mark.parametrize("name, value", [("UNROLL_READONLY", "maybe"), ("UNROLL_MAX_QUEUED", "lots"),
-                                         ("UNROLL_MAX_QUEUED", "0"), ("UNROLL_MAX_STEPS", "-5")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("UNROLL_READONLY", "maybe"),
+        ("UNROLL_MAX_QUEUED", "lots"),
+        ("UNROLL_MAX_QUEUED", "0"),
+        ("UNROLL_MAX_STEPS", "-5"),
+    ],
+)
 def test_a_setting_that_cannot_be_understood_is_named(name, value):
     with pytest.raises(SettingsError, match=name):
         resolve({name: value}, {})
 
 
 def test_an_empty_variable_does_not_switch_off_what_the_secrets_set():
-    settings = resolve({"UNROLL_LAUNCH_PASSWORD": "", "UNROLL_READONLY": ""},
-                       {"UNROLL_LAUNCH_PASSWORD": "pw", "UNROLL_READONLY": True})
-    assert settings.readonly and settings.launch_password == "pw"
+    settings = resolve(
+        {"UNROLL_LAUNCH_PASSWORD": "", "UNROLL_READONLY": ""}, {"UNROLL_LAUNCH_PASSWORD": "pw", "UNROLL_READONLY": True}
+    )
+    assert settings.readonly
+    assert settings.launch_password == "pw"
 
 
 def test_a_read_only_host_starts_no_worker_of_its_own():
-    assert Settings().starts_worker and not Settings(worker_autostart=False).starts_worker
+    assert Settings().starts_worker
+    assert not Settings(worker_autostart=False).starts_worker
     assert not Settings(readonly=True).starts_worker
 
 
@@ -87,7 +106,8 @@ def test_read_only_hides_launching_and_actions_and_says_so(app_factory, seed, op
     assert "read-only" in at.info[0].value
     assert at.dataframe[0].value["name"].tolist() == ["visible"]
     keys = {button.key for button in at.button}
-    assert "compare_selected" in keys and not keys & {"cancel_runs", "rerun_runs", "retry_runs", "delete_runs"}
+    assert "compare_selected" in keys
+    assert not keys & {"cancel_runs", "rerun_runs", "retry_runs", "delete_runs"}
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         open_page("launch")  # the server does not serve the page at all
 
@@ -102,13 +122,13 @@ def test_read_only_can_come_from_streamlit_secrets(app_factory):
     at = AppTest.from_file(APP, default_timeout=30)
     at.secrets["UNROLL_READONLY"] = True
     at.run()
-    assert not at.exception and "read-only" in at.info[0].value
+    assert not at.exception
+    assert "read-only" in at.info[0].value
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("app_pages/launch.py")
 
 
-def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_factory, open_page, monkeypatch,
-                                                                        shown):
+def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_factory, open_page, monkeypatch, shown):
     monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "s3cret")
     at = open_page("launch")
     at.button(key=SUBMIT).click().run()
@@ -119,7 +139,8 @@ def test_launching_asks_for_the_password_and_a_wrong_one_changes_nothing(app_fac
     assert runs_in(app_factory) == 0
     at.text_input(key="launch_password").set_value("s3cret").run()
     at.button(key=SUBMIT).click().run()
-    assert not at.exception and runs_in(app_factory) == 1
+    assert not at.exception
+    assert runs_in(app_factory) == 1
 
 
 def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeypatch, shown):
@@ -128,15 +149,18 @@ def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeyp
     at = open_page()
     at.session_state["runs_selected"] = [run_id]
     at.button(key="rerun_runs").click().run()
-    assert "password" in shown(at.error[0]) and runs_in(app_factory) == 1
+    assert "password" in shown(at.error[0])
+    assert runs_in(app_factory) == 1
     at.session_state["runs_selected"] = [run_id]
     at.button(key="delete_runs").click().run()
     at.button(key="confirm_delete_yes").click().run()
-    assert "password" in shown(at.error[0]) and runs_in(app_factory) == 1
+    assert "password" in shown(at.error[0])
+    assert runs_in(app_factory) == 1
     at.text_input(key="launch_password").set_value("s3cret").run()
     at.session_state["runs_selected"] = [run_id]
     at.button(key="rerun_runs").click().run()
-    assert runs_in(app_factory) == 2 and status_of(app_factory, run_id) == RunStatus.SUCCEEDED
+    assert runs_in(app_factory) == 2
+    assert status_of(app_factory, run_id) == RunStatus.SUCCEEDED
 
 
 def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch, shown):
@@ -155,7 +179,8 @@ def test_the_database_password_is_never_shown(pg_schema_url, open_page, monkeypa
     at = open_page()
     assert not at.exception
     shown = " ".join(str(caption.value) for caption in at.sidebar.caption)
-    assert "Database: postgresql+psycopg://postgres:***@127.0.0.1" in shown and "hunter2" not in shown
+    assert "Database: postgresql+psycopg://postgres:***@127.0.0.1" in shown
+    assert "hunter2" not in shown
 
 
 def test_run_again_and_retry_keep_within_the_queue_and_step_limits(app_factory, seed):
@@ -169,11 +194,15 @@ def test_run_again_and_retry_keep_within_the_queue_and_step_limits(app_factory, 
 
     assert apply("rerun", first, Settings(max_queued=1))[0] == "success"
     assert apply("rerun", first, Settings(max_queued=1)) == (
-        "error", f"the queue already holds 1 runs, its limit: run {first} was not run again")
+        "error",
+        f"the queue already holds 1 runs, its limit: run {first} was not run again",
+    )
     assert "limit" in apply("retry", second, Settings(max_queued=1))[1]
     kind, message = apply("retry", second, Settings(max_steps=10))
-    assert kind == "error" and "at most 10 steps" in message
-    assert status_of(app_factory, second) == RunStatus.FAILED and runs_in(app_factory) == 3
+    assert kind == "error"
+    assert "at most 10 steps" in message
+    assert status_of(app_factory, second) == RunStatus.FAILED
+    assert runs_in(app_factory) == 3
 
 
 def test_a_database_that_cannot_be_opened_is_one_sentence_on_the_page(tmp_path, open_page, monkeypatch, shown):
@@ -183,5 +212,7 @@ def test_a_database_that_cannot_be_opened_is_one_sentence_on_the_page(tmp_path, 
     at = open_page()
     assert not at.exception
     [error] = at.error
-    assert shown(error) == (f"Unroll cannot open the database at {url}: the path is a folder, not a SQLite file. "
-                            "Fix UNROLL_DB_URL in the environment or .streamlit/secrets.toml.")
+    assert shown(error) == (
+        f"Unroll cannot open the database at {url}: the path is a folder, not a SQLite file. "
+        "Fix UNROLL_DB_URL in the environment or .streamlit/secrets.toml."
+    )

@@ -7,14 +7,15 @@ from sqlalchemy import select
 
 from dashboard import forms
 from db.models import Run, RunStatus
-from db.run_config import RunConfig, config_to_json, validate_config
 from db.presets import PRESETS
+from db.run_config import RunConfig, config_to_json, validate_config
 
 SPECS = {spec.name: spec for spec in forms.field_specs()}
 # The fields that decide which others are drawn: set first, then the page reruns.
 DRIVERS = ("task", "cell", "mode", "layers")
-PRESET_RUNS = [pytest.param(preset, config, id=config["name"])
-               for preset in PRESETS.values() for config in preset.configs]
+PRESET_RUNS = [
+    pytest.param(preset, config, id=config["name"]) for preset in PRESETS.values() for config in preset.configs
+]
 
 
 def stored_runs(factory):
@@ -24,8 +25,9 @@ def stored_runs(factory):
 
 def field(at, name):
     """The widget drawing a config field, or None when the page does not draw it."""
-    widgets = {"choice": at.selectbox, "bool": at.checkbox, "text": at.text_input}.get(SPECS[name].kind,
-                                                                                         at.number_input)
+    widgets = {"choice": at.selectbox, "bool": at.checkbox, "text": at.text_input}.get(
+        SPECS[name].kind, at.number_input
+    )
     return next((widget for widget in widgets if widget.key == f"field_{name}"), None)
 
 
@@ -59,7 +61,8 @@ def test_every_run_of_every_preset_can_be_launched_from_the_form(app_factory, op
     at = fill_form(open_page("launch"), expected)
     assert not at.error, [error.value for error in at.error]
     at.button(key="queue_runs").click().run()
-    assert not at.exception and "Queued run 1" in at.success[0].value
+    assert not at.exception
+    assert "Queued run 1" in at.success[0].value
     [run] = stored_runs(app_factory)
     assert run.config == config_to_json(expected)
 
@@ -69,7 +72,8 @@ def test_a_series_run_with_target_accuracy_cleared_queues(app_factory, open_page
     at = open_page("launch")
     at.number_input(key="field_target_accuracy").set_value(0.95).run()
     at.selectbox(key="field_task").set_value("series").run()
-    assert field(at, "target_accuracy") is None and not at.error
+    assert field(at, "target_accuracy") is None
+    assert not at.error
     at.button(key="queue_runs").click().run()
     [run] = stored_runs(app_factory)
     assert (run.config["task"], run.config["target_accuracy"], run.config["max_steps"]) == ("series", None, 300)
@@ -77,7 +81,8 @@ def test_a_series_run_with_target_accuracy_cleared_queues(app_factory, open_page
 
 def test_target_accuracy_starts_unset_and_every_optional_field_can_be_cleared(app_factory, open_page):
     at = open_page("launch")
-    assert field(at, "target_accuracy").value is None and field(at, "max_steps").value == 300
+    assert field(at, "target_accuracy").value is None
+    assert field(at, "max_steps").value == 300
     at.number_input(key="field_target_accuracy").set_value(0.95)
     at.number_input(key="field_clip_norm").set_value(1.0).run()
     for name in drawn(at):
@@ -86,8 +91,12 @@ def test_target_accuracy_starts_unset_and_every_optional_field_can_be_cleared(ap
     at.number_input(key="field_epochs").set_value(2).run()
     at.button(key="queue_runs").click().run()
     [run] = stored_runs(app_factory)
-    assert (run.config["target_accuracy"], run.config["clip_norm"], run.config["max_steps"],
-            run.config["epochs"]) == (None, None, None, 2)
+    assert (run.config["target_accuracy"], run.config["clip_norm"], run.config["max_steps"], run.config["epochs"]) == (
+        None,
+        None,
+        None,
+        2,
+    )
 
 
 def test_only_the_fields_that_apply_are_drawn(app_factory, open_page):
@@ -108,11 +117,17 @@ def test_launching_through_the_form_queues_a_validated_run(app_factory, open_pag
     at.selectbox(key="field_mode").set_value("dynamic")
     at.number_input(key="field_hidden_units").set_value(64)
     at.button(key="queue_runs").click().run()
-    assert not at.exception and not at.error
+    assert not at.exception
+    assert not at.error
     assert "Queued run 1" in at.success[0].value
     [run] = stored_runs(app_factory)
     assert (run.name, run.status, run.config["mode"], run.config["hidden_units"], run.group_name) == (
-        "from the form", RunStatus.QUEUED, "dynamic", 64, None)
+        "from the form",
+        RunStatus.QUEUED,
+        "dynamic",
+        64,
+        None,
+    )
 
 
 def test_a_bad_field_shows_its_message_as_it_is_typed_and_queues_nothing(app_factory, open_page, shown):
@@ -136,19 +151,22 @@ def test_a_grid_shows_its_size_and_queues_the_product_as_one_group(app_factory, 
     at.text_input(key="launch_group").set_value("my grid").run()
     assert "queues **16** runs" in at.info[0].value
     at.button(key="queue_runs").click().run()
-    assert not at.exception and "Queued 16 runs" in at.success[0].value
+    assert not at.exception
+    assert "Queued 16 runs" in at.success[0].value
     runs = stored_runs(app_factory)
-    assert len(runs) == 16 and {run.group_name for run in runs} == {"my grid"}
-    assert {(run.config["cell"], run.config["mode"], run.config["hidden_units"], run.config["seed"])
-            for run in runs} == {(c, m, h, s) for c in ("lstm", "gru") for m in ("static", "dynamic")
-                                 for h in (8, 16) for s in (0, 1)}
+    assert len(runs) == 16
+    assert {run.group_name for run in runs} == {"my grid"}
+    assert {
+        (run.config["cell"], run.config["mode"], run.config["hidden_units"], run.config["seed"]) for run in runs
+    } == {(c, m, h, s) for c in ("lstm", "gru") for m in ("static", "dynamic") for h in (8, 16) for s in (0, 1)}
 
 
 def test_a_grid_past_the_queue_limit_is_refused(app_factory, monkeypatch, open_page, shown):
     monkeypatch.setenv("UNROLL_MAX_QUEUED", "3")
     at = open_page("launch")
     at.text_input(key="grid_hidden_units").set_value("8, 16, 32, 64").run()
-    assert "takes at most 3" in shown(at.error[0]) and "has 4 runs" in shown(at.error[0])
+    assert "takes at most 3" in shown(at.error[0])
+    assert "has 4 runs" in shown(at.error[0])
     assert at.button(key="queue_runs").disabled
     assert stored_runs(app_factory) == []
 
@@ -166,7 +184,8 @@ def test_a_huge_grid_is_refused_by_its_size_without_being_built(app_factory, ope
     at.run()
     assert time.perf_counter() - started < 5  # building them all took 28 s
     assert "this grid has 320,000 runs and the queue takes at most 500" in shown(at.error[0])
-    assert at.button(key="queue_runs").disabled and stored_runs(app_factory) == []
+    assert at.button(key="queue_runs").disabled
+    assert stored_runs(app_factory) == []
 
 
 def test_a_grid_list_past_its_length_limit_is_refused_by_name(app_factory, open_page, shown):
@@ -187,7 +206,9 @@ def test_a_preset_queues_its_runs_as_a_group(app_factory, open_page):
     preset = PRESETS["e1-static-vs-dynamic"]
     assert any(preset.reproduces == markdown.value for markdown in at.markdown)
     at.button(key=f"preset_{preset.name}").click().run()
-    assert not at.exception and "Queued 2 runs" in at.success[0].value
+    assert not at.exception
+    assert "Queued 2 runs" in at.success[0].value
     runs = stored_runs(app_factory)
     assert [run.name for run in runs] == ["E1 lstm static", "E1 lstm dynamic"]
-    assert len({run.group_name for run in runs}) == 1 and runs[0].group_name.startswith(preset.name)
+    assert len({run.group_name for run in runs}) == 1
+    assert runs[0].group_name.startswith(preset.name)

@@ -13,8 +13,11 @@ BASE = {"name": "g", "task": "mnist", "cell": "lstm", "max_steps": 10, "seed": 5
 
 
 def test_a_grid_is_the_product_of_the_chosen_values_times_the_seed_repeats():
-    configs = launching.grid_configs(BASE, {"cell": ["lstm", "gru"], "mode": ["static", "dynamic"],
-                                            "hidden_units": [32, 64, 128], "implementation": []}, repeats=2)
+    configs = launching.grid_configs(
+        BASE,
+        {"cell": ["lstm", "gru"], "mode": ["static", "dynamic"], "hidden_units": [32, 64, 128], "implementation": []},
+        repeats=2,
+    )
     assert len(configs) == 2 * 2 * 3 * 2
     assert configs[0]["name"] == "g cell=lstm mode=static h=32 seed=5"
     assert {config["seed"] for config in configs} == {5, 6}
@@ -30,9 +33,13 @@ def test_a_grid_is_counted_by_multiplication():
 
 def test_a_huge_grid_is_refused_with_its_size_before_anything_is_built():
     """4 x 2 x 2 x 20 x 20 x 100 = 640,000 runs took 28 s to build; counting them takes nothing."""
-    choices = {"cell": ["rnn", "lstm", "gru", "sru"], "mode": ["static", "dynamic"],
-               "implementation": ["unroll", "keras"], "hidden_units": list(range(1, 21)),
-               "n_steps": list(range(2, 22))}
+    choices = {
+        "cell": ["rnn", "lstm", "gru", "sru"],
+        "mode": ["static", "dynamic"],
+        "implementation": ["unroll", "keras"],
+        "hidden_units": list(range(1, 21)),
+        "n_steps": list(range(2, 22)),
+    }
     started = time.perf_counter()
     with pytest.raises(launching.GridTooLarge, match="this grid has 640,000 runs and the queue takes at most 500"):
         launching.grid_configs(BASE, choices, repeats=100, max_runs=500)
@@ -53,12 +60,15 @@ def test_number_lists_are_parsed_or_refused_by_name():
 def test_a_grid_with_one_bad_run_is_refused_whole():
     configs = launching.grid_configs(BASE, {"hidden_units": [32, 0]})
     valid, errors = launching.validate_all(configs)
-    assert valid == [] and errors["hidden_units"].endswith("(in run 'g h=0')")
+    assert valid == []
+    assert errors["hidden_units"].endswith("(in run 'g h=0')")
 
 
 def test_one_run_is_refused_without_naming_itself():
     assert launching.validate_all([{**BASE, "hidden_units": 0}]) == (
-        [], {"hidden_units": "must be greater than or equal to 1"})
+        [],
+        {"hidden_units": "must be greater than or equal to 1"},
+    )
 
 
 def test_the_mnist_source_is_what_the_worker_would_find_first(tmp_path):
@@ -69,7 +79,8 @@ def test_the_mnist_source_is_what_the_worker_would_find_first(tmp_path):
     assert launching.mnist_source({}, cache).startswith("Keras's download of the full MNIST (60,000")
     cache.write_bytes(b"")
     assert launching.mnist_source({"UNROLL_MNIST_DOWNLOAD": "off"}, cache) == (
-        "Keras's cached full MNIST (60,000 training images)")
+        "Keras's cached full MNIST (60,000 training images)"
+    )
 
 
 def test_the_queue_limit(factory):
@@ -85,7 +96,8 @@ def test_the_step_limit_refuses_runs_that_could_run_longer(factory):
     limits = Settings(max_steps=100)
     with factory.begin() as session, pytest.raises(ConfigError) as refused:
         launching.launch(session, [{**BASE, "max_steps": 101}], None, limits, None)
-    assert refused.value.errors[0][0] == "max_steps" and "at most 100 steps" in refused.value.errors[0][1]
+    assert refused.value.errors[0][0] == "max_steps"
+    assert "at most 100 steps" in refused.value.errors[0][1]
     with factory.begin() as session, pytest.raises(ConfigError, match="max_steps"):
         launching.launch(session, [{**BASE, "max_steps": None, "epochs": 1}], None, limits, None)
     with factory.begin() as session:
@@ -93,10 +105,16 @@ def test_the_step_limit_refuses_runs_that_could_run_longer(factory):
 
 
 def test_compare_state_round_trips_through_the_url():
-    state = sharing.from_query({"runs": "3,4,9", "x": "seconds", "smooth": "0.6", "group": "mode", "log": "1"},
-                               group_fields=("mode", "cell"))
+    state = sharing.from_query(
+        {"runs": "3,4,9", "x": "seconds", "smooth": "0.6", "group": "mode", "log": "1"}, group_fields=("mode", "cell")
+    )
     assert (state["runs"], state["x"], state["smooth"], state["group"], state["log"]) == (
-        [3, 4, 9], "seconds", 0.6, "mode", True)
+        [3, 4, 9],
+        "seconds",
+        0.6,
+        "mode",
+        True,
+    )
     assert sharing.to_query(state) == {"runs": "3,4,9", "x": "seconds", "smooth": "0.6", "log": "1", "group": "mode"}
     assert sharing.to_query(sharing.DEFAULTS) == {}
 

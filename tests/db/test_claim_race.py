@@ -24,7 +24,8 @@ def test_two_processes_racing_for_50_runs_claim_each_exactly_once(db_url):
     claims = {worker: claimed for worker, claimed, _ in (results.get(timeout=120) for _ in racers)}
     for racer in racers:
         racer.join(30)
-    assert claims["w0"] and claims["w1"], "both racers must have claimed runs for this to be a race"
+    assert claims["w0"], "both racers must have claimed runs for this to be a race"
+    assert claims["w1"], "both racers must have claimed runs for this to be a race"
     assert sorted(claims["w0"] + claims["w1"]) == sorted(ids)  # none twice, none missed
     with factory() as session:
         owners = dict(session.execute(select(Run.id, Run.worker_id)).all())

@@ -3,16 +3,27 @@
 import multiprocessing
 
 import numpy as np
-
 import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from db import queue
-from db.engine import (DEFAULT_DB_URL, DatabaseUnavailable, SchemaTooNewError, connect_or_explain, current_revision,
-                       resolve_db_url, describe_database_error, downgrade_schema, head_revision, make_engine,
-                       masked_url, session_factory, upgrade_schema)
+from db.engine import (
+    DEFAULT_DB_URL,
+    DatabaseUnavailable,
+    SchemaTooNewError,
+    connect_or_explain,
+    current_revision,
+    describe_database_error,
+    downgrade_schema,
+    head_revision,
+    make_engine,
+    masked_url,
+    resolve_db_url,
+    session_factory,
+    upgrade_schema,
+)
 from db.models import Run
 
 
@@ -34,7 +45,8 @@ def test_the_url_comes_from_the_argument_then_the_environment_then_the_default(m
 
 def test_passwords_are_masked():
     shown = masked_url("postgresql+psycopg://unroll:s3cret@db.example:5432/runs")
-    assert "s3cret" not in shown and "***" in shown
+    assert "s3cret" not in shown
+    assert "***" in shown
 
 
 def test_the_schema_is_created_on_first_use_at_the_newest_revision(db_url):
@@ -87,12 +99,19 @@ def test_a_database_of_the_first_release_is_migrated_without_losing_runs_or_poin
     upgrade_schema(engine, "0001")
     assert current_revision(engine) == "0001"
     with engine.begin() as connection:  # what release 0001 wrote, in its own columns
-        connection.execute(text(
-            "INSERT INTO runs (id, name, status, config, created_at, attempts, cancel_requested) "
-            "VALUES (1, 'old run', 'succeeded', '{\"name\": \"old run\", \"max_steps\": 2}', "
-            "'2026-01-01 00:00:00', 1, 0)"))
-        connection.execute(text("INSERT INTO metric_points (run_id, name, step, seconds, value) "
-                                "VALUES (1, 'loss', 1, 0.0, 2.3), (1, 'loss', 2, 0.1, 2.1)"))
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, name, status, config, created_at, attempts, cancel_requested) "
+                "VALUES (1, 'old run', 'succeeded', '{\"name\": \"old run\", \"max_steps\": 2}', "
+                "'2026-01-01 00:00:00', 1, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO metric_points (run_id, name, step, seconds, value) "
+                "VALUES (1, 'loss', 1, 0.0, 2.3), (1, 'loss', 2, 0.1, 2.1)"
+            )
+        )
     factory = session_factory(make_engine(sqlite_url))  # a newer release opens the file
     assert current_revision(factory.kw["bind"]) == head_revision() != "0001"
     with factory() as session:
@@ -118,56 +137,77 @@ def _bad_url(case: str, tmp_path, request) -> str:
     if case == "missing parent folder":
         return f"sqlite:///{tmp_path / 'missing' / 'unroll.db'}"
     if case in ("closed port", "unknown host"):
-        return {"closed port": f"postgresql+psycopg://bob:{PASSWORD}@127.0.0.1:1/test",
-                "unknown host": f"postgresql+psycopg://bob:{PASSWORD}@unroll-db.invalid:5432/test"}[case]
+        return {
+            "closed port": f"postgresql+psycopg://bob:{PASSWORD}@127.0.0.1:1/test",
+            "unknown host": f"postgresql+psycopg://bob:{PASSWORD}@unroll-db.invalid:5432/test",
+        }[case]
     server = make_url(request.getfixturevalue("pg_schema_url")).set(password=PASSWORD, query={})  # skips if down
     if case == "unknown database":
         return server.set(database="unroll_no_such_db").render_as_string(hide_password=False)
     return server.set(username="unroll_no_such_role").render_as_string(hide_password=False)
 
 
-@pytest.mark.parametrize("case, problem", [
-    ("corrupt file", "the file is not a SQLite database"),
-    ("a folder", "the path is a folder, not a SQLite file"),
-    ("missing parent folder", "/missing does not exist"),
-    ("closed port", "nothing accepts connections at that host and port"),
-    ("unknown host", 'the host name "unroll-db.invalid" cannot be resolved'),
-    ("unknown database", 'the server has no database "unroll_no_such_db"'),
-    ("unknown role", 'the server has no role (user) "unroll_no_such_role"'),
-])
+@pytest.mark.parametrize(
+    "case, problem",
+    [
+        ("corrupt file", "the file is not a SQLite database"),
+        ("a folder", "the path is a folder, not a SQLite file"),
+        ("missing parent folder", "/missing does not exist"),
+        ("closed port", "nothing accepts connections at that host and port"),
+        ("unknown host", 'the host name "unroll-db.invalid" cannot be resolved'),
+        ("unknown database", 'the server has no database "unroll_no_such_db"'),
+        ("unknown role", 'the server has no role (user) "unroll_no_such_role"'),
+    ],
+)
 def test_a_database_that_cannot_be_opened_is_one_sentence_naming_the_problem_and_the_url(
-        case, problem, tmp_path, request):
+    case, problem, tmp_path, request
+):
     url = _bad_url(case, tmp_path, request)
     with pytest.raises(DatabaseUnavailable) as raised:
         connect_or_explain(url)
     sentence = str(raised.value)
-    assert sentence.startswith(f"cannot open the database at {masked_url(url)}: ") and problem in sentence
-    assert "\n" not in sentence and PASSWORD not in sentence
+    assert sentence.startswith(f"cannot open the database at {masked_url(url)}: ")
+    assert problem in sentence
+    assert "\n" not in sentence
+    assert PASSWORD not in sentence
     assert raised.value.__cause__ is not None  # the driver's error stays attached, for --verbose
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("not a url", "'not a url': it is not a database URL SQLAlchemy can parse"),
-    (f"postgresql+psycopg://bob:{PASSWORD}@127.0.0.1:port/test",
-     "'postgresql+psycopg://bob:***@127.0.0.1:port/test': it is not a database URL"),
-    ("foo://x", 'at foo://x: SQLAlchemy knows no database type or driver "foo"'),
-    (f"mssql+pymssql://bob:{PASSWORD}@127.0.0.1/test", 'the Python module "pymssql", is not installed'),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("not a url", "'not a url': it is not a database URL SQLAlchemy can parse"),
+        (
+            f"postgresql+psycopg://bob:{PASSWORD}@127.0.0.1:port/test",
+            "'postgresql+psycopg://bob:***@127.0.0.1:port/test': it is not a database URL",
+        ),
+        ("foo://x", 'at foo://x: SQLAlchemy knows no database type or driver "foo"'),
+        (f"mssql+pymssql://bob:{PASSWORD}@127.0.0.1/test", 'the Python module "pymssql", is not installed'),
+    ],
+)
 def test_a_url_that_cannot_be_used_at_all_is_one_sentence_too(url, problem):
     with pytest.raises(DatabaseUnavailable) as raised:
         connect_or_explain(url)
     sentence = str(raised.value)
-    assert problem in sentence and "\n" not in sentence and PASSWORD not in sentence
+    assert problem in sentence
+    assert "\n" not in sentence
+    assert PASSWORD not in sentence
 
 
 def test_known_driver_messages_become_plain_words_and_unknown_ones_their_first_line():
     url = f"postgresql+psycopg://bob:{PASSWORD}@db.example:5432/unroll"
-    refused = OperationalError(None, None, Exception(
-        'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
-        'FATAL:  password authentication failed for user "bob"'))
+    refused = OperationalError(
+        None,
+        None,
+        Exception(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  password authentication failed for user "bob"'
+        ),
+    )
     assert describe_database_error(refused, url) == (
-        'cannot open the database at postgresql+psycopg://bob:***@db.example:5432/unroll: '
-        'the server refused the password of user "bob"')
+        "cannot open the database at postgresql+psycopg://bob:***@db.example:5432/unroll: "
+        'the server refused the password of user "bob"'
+    )
     odd = OperationalError(None, None, Exception(f"something new ({PASSWORD})\nmore detail"))
     assert describe_database_error(odd, url).endswith(": something new (***)")
 
@@ -177,7 +217,8 @@ def test_a_new_file_in_an_existing_folder_is_created_and_the_default_relative_ur
     monkeypatch.delenv("UNROLL_DB_URL", raising=False)
     connect_or_explain().dispose()  # sqlite:///unroll.db, relative to the working directory
     connect_or_explain(f"sqlite:///{tmp_path / 'new.db'}").dispose()
-    assert (tmp_path / "unroll.db").is_file() and (tmp_path / "new.db").is_file()
+    assert (tmp_path / "unroll.db").is_file()
+    assert (tmp_path / "new.db").is_file()
 
 
 def test_a_database_from_a_newer_release_keeps_its_advice_as_the_sentence(sqlite_url):

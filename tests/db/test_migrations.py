@@ -14,12 +14,19 @@ def _store_of_release_0002(url: str) -> None:
     upgrade_schema(engine, "0002")
     with engine.begin() as connection:
         for run_id in (1, 2, 5):
-            connection.execute(text(
-                "INSERT INTO runs (id, name, status, config, created_at, attempts, cancel_requested) "
-                f"VALUES ({run_id}, 'run {run_id}', 'succeeded', '{{\"name\": \"r\", \"max_steps\": 2}}', "
-                "'2026-01-01 00:00:00', 1, 0)"))
-            connection.execute(text("INSERT INTO metric_points (run_id, name, step, seconds, value, wall) "
-                                    f"VALUES ({run_id}, 'loss', 1, 0.0, 2.3, NULL), ({run_id}, 'loss', 2, 0.1, 2.1, 5.0)"))
+            connection.execute(
+                text(
+                    "INSERT INTO runs (id, name, status, config, created_at, attempts, cancel_requested) "
+                    f"VALUES ({run_id}, 'run {run_id}', 'succeeded', '{{\"name\": \"r\", \"max_steps\": 2}}', "
+                    "'2026-01-01 00:00:00', 1, 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO metric_points (run_id, name, step, seconds, value, wall) "
+                    f"VALUES ({run_id}, 'loss', 1, 0.0, 2.3, NULL), ({run_id}, 'loss', 2, 0.1, 2.1, 5.0)"
+                )
+            )
     engine.dispose()
 
 

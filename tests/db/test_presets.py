@@ -2,7 +2,6 @@
 
 import pytest
 
-from db.run_config import validate_config
 from db.presets import PRESETS, preset
 
 

@@ -40,16 +40,19 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_curve_and_summary(factory)
     with factory.begin() as session:
         run = session.get(Run, run_id)
         assert (run.status, run.worker_id, run.attempts) == (RunStatus.RUNNING, "w1", 1)
-        assert run.started_at is not None and run.heartbeat_at is not None
+        assert run.started_at is not None
+        assert run.heartbeat_at is not None
         queue.heartbeat(session, run_id, "w1")
         queue.append_metrics(session, run_id, "w1", points(3))
         queue.append_metrics(session, run_id, "w1", points(2, start=4))
         queue.finish(session, run_id, "w1", {"test_accuracy": 0.9})
     with factory() as session:
         run = session.get(Run, run_id)
-        assert run.status == RunStatus.SUCCEEDED and run.summary == {"test_accuracy": 0.9}
+        assert run.status == RunStatus.SUCCEEDED
+        assert run.summary == {"test_accuracy": 0.9}
         assert run.finished_at >= run.started_at
-        assert run.progress_step == 5 and run.latest == {"loss": 0.2}
+        assert run.progress_step == 5
+        assert run.latest == {"loss": 0.2}
         curve = queue.load_curves(session, run_id)["loss"]
     assert curve.steps == [1, 2, 3, 4, 5]
     assert curve.values == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
@@ -119,7 +122,14 @@ def test_retry_puts_a_failed_run_back_as_new_and_the_new_attempt_has_only_its_ow
         run = session.get(Run, run_id)
         # Nothing of the failed attempt lingers beside "queued": no steps, loss, summary or error.
         assert (run.status, run.error, run.worker_id, run.progress_step, run.latest, run.summary, run.log_tail) == (
-            RunStatus.QUEUED, None, None, None, None, None, None)
+            RunStatus.QUEUED,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
         assert queue.load_curves(session, run_id) == {}
     assert claim(factory, "w2") == run_id
     with factory.begin() as session:
@@ -134,8 +144,7 @@ def test_retry_refuses_succeeded_queued_and_running_runs(factory):
     with factory.begin() as session:
         session.execute(update(Run).where(Run.id == running).values(status=RunStatus.RUNNING, worker_id="w"))
         session.execute(update(Run).where(Run.id == succeeded).values(status=RunStatus.SUCCEEDED))
-    for run_id, word in [(queued, "queued"), (running, "running"), (succeeded, "succeeded"),
-                         (12345, "does not exist")]:
+    for run_id, word in [(queued, "queued"), (running, "running"), (succeeded, "succeeded"), (12345, "does not exist")]:
         with factory.begin() as session, pytest.raises(queue.TransitionError, match=word):
             queue.retry(session, run_id)
 
@@ -150,7 +159,8 @@ def test_run_again_makes_a_new_linked_run_and_leaves_the_finished_one_untouched(
         again = queue.rerun(session, run_id)
     with factory() as session:
         original, new = session.get(Run, run_id), session.get(Run, again)
-        assert again > run_id and new.rerun_of == run_id
+        assert again > run_id
+        assert new.rerun_of == run_id
         assert (new.status, new.config, new.group_name) == (RunStatus.QUEUED, original.config, original.group_name)
         assert (original.status, original.summary) == (RunStatus.SUCCEEDED, {"steps": 3})
         assert len(queue.load_curves(session, run_id)["loss"].steps) == 3
@@ -203,7 +213,8 @@ def test_a_cancel_requested_while_a_worker_shuts_down_is_not_lost(factory):
         queue.release(session, run_id, "w1")
     with factory() as session:
         run = session.get(Run, run_id)
-        assert run.status == RunStatus.CANCELLED and run.finished_at is not None
+        assert run.status == RunStatus.CANCELLED
+        assert run.finished_at is not None
     assert claim(factory, "w2") is None
 
 
@@ -226,18 +237,17 @@ def test_reap_fails_runs_whose_worker_went_silent_and_keeps_their_points(factory
     claim(factory, "alive")
     with factory.begin() as session:
         queue.append_metrics(session, stale, "dead", points(7))
-        session.execute(update(Run).where(Run.id == stale)
-                        .values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        session.execute(update(Run).where(Run.id == stale).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
     with factory.begin() as session:
         assert queue.reap(session, timedelta(seconds=60)) == [stale]
     with factory() as session:
         run = session.get(Run, stale)
-        assert run.status == RunStatus.FAILED and run.error.startswith(queue.WORKER_LOST)
+        assert run.status == RunStatus.FAILED
+        assert run.error.startswith(queue.WORKER_LOST)
         assert len(queue.load_curves(session, stale)["loss"].steps) == 7
         assert session.get(Run, fresh).status == RunStatus.RUNNING
-    with factory.begin() as session:  # the silent worker cannot write any more
-        with pytest.raises(queue.TransitionError):
-            queue.append_metrics(session, stale, "dead", points(1, start=8))
+    with factory.begin() as session, pytest.raises(queue.TransitionError):  # the silent worker cannot write any more
+        queue.append_metrics(session, stale, "dead", points(1, start=8))
 
 
 def test_bad_configs_are_refused_and_nothing_is_stored(factory):
@@ -260,14 +270,23 @@ def test_a_nan_loss_is_kept_as_a_point(factory):
     [run_id] = enqueue(factory)
     claim(factory)
     with factory.begin() as session:
-        queue.append_metrics(session, run_id, "w1", [queue.Point("loss", 1, 0.0, 2.0),
-                                                     queue.Point("loss", 2, 0.1, math.nan),
-                                                     queue.Point("loss", 3, 0.2, math.inf)])
+        queue.append_metrics(
+            session,
+            run_id,
+            "w1",
+            [
+                queue.Point("loss", 1, 0.0, 2.0),
+                queue.Point("loss", 2, 0.1, math.nan),
+                queue.Point("loss", 3, 0.2, math.inf),
+            ],
+        )
         queue.finish(session, run_id, "w1", {"test_mse": math.inf, "nested": [math.nan, 1.0]})
     with factory() as session:
         values = queue.load_curves(session, run_id)["loss"].values
         run = session.get(Run, run_id)
-    assert values[0] == 2.0 and math.isnan(values[1]) and values[2] == math.inf
+    assert values[0] == 2.0
+    assert math.isnan(values[1])
+    assert values[2] == math.inf
     assert run.latest == {"loss": None}  # JSON has no infinity: the table shows "not finite" as empty
     assert run.summary == {"test_mse": None, "nested": [None, 1.0]}
 
@@ -304,8 +323,7 @@ def test_a_curve_of_100000_points_loads_in_step_order(factory):
     claim(factory)
     with factory.begin() as session:
         for start in range(1, 50_001, 10_000):
-            queue.append_metrics(session, run_id, "w1",
-                                 points(10_000, start) + points(10_000, start, name="accuracy"))
+            queue.append_metrics(session, run_id, "w1", points(10_000, start) + points(10_000, start, name="accuracy"))
     with factory() as session:
         curves = queue.load_curves(session, run_id)
     assert sorted(curves) == ["accuracy", "loss"]

@@ -49,32 +49,35 @@ def test_an_integer_learning_rate_means_the_same_float():
     assert validate_config({**VALID, "learning_rate": 1}).learning_rate == 1.0
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("cell", "transformer", "must be one of"),
-    ("task", "imagenet", "must be one of"),
-    ("mode", "eager", "must be one of"),
-    ("optimizer", "adagrad", "must be one of"),
-    ("hidden_units", 0, "greater than or equal to 1"),
-    ("hidden_units", -5, "greater than or equal to 1"),
-    ("hidden_units", 10**6, "less than or equal to 4096"),
-    ("batch_size", 0, "greater than or equal to 1"),
-    ("learning_rate", 0.0, "greater than 0"),
-    ("learning_rate", -0.1, "greater than 0"),
-    ("learning_rate", math.nan, "finite"),
-    ("learning_rate", math.inf, "finite"),
-    ("max_steps", -1, "greater than or equal to 1"),
-    ("epochs", 0, "greater than or equal to 1"),
-    ("target_accuracy", 0.0, "greater than 0"),
-    ("target_accuracy", 1.5, "less than or equal to 1"),
-    ("hidden_units", "32", "valid integer"),
-    ("hidden_units", 32.5, "valid integer"),
-    ("max_steps", True, "valid integer"),
-    ("bidirectional", "yes", "valid boolean"),
-    ("name", "   ", "blank"),
-    ("name", "", "at least 1 character"),
-    ("keep_prob", 0.0, "greater than 0"),
-    ("seed", -1, "greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("cell", "transformer", "must be one of"),
+        ("task", "imagenet", "must be one of"),
+        ("mode", "eager", "must be one of"),
+        ("optimizer", "adagrad", "must be one of"),
+        ("hidden_units", 0, "greater than or equal to 1"),
+        ("hidden_units", -5, "greater than or equal to 1"),
+        ("hidden_units", 10**6, "less than or equal to 4096"),
+        ("batch_size", 0, "greater than or equal to 1"),
+        ("learning_rate", 0.0, "greater than 0"),
+        ("learning_rate", -0.1, "greater than 0"),
+        ("learning_rate", math.nan, "finite"),
+        ("learning_rate", math.inf, "finite"),
+        ("max_steps", -1, "greater than or equal to 1"),
+        ("epochs", 0, "greater than or equal to 1"),
+        ("target_accuracy", 0.0, "greater than 0"),
+        ("target_accuracy", 1.5, "less than or equal to 1"),
+        ("hidden_units", "32", "valid integer"),
+        ("hidden_units", 32.5, "valid integer"),
+        ("max_steps", True, "valid integer"),
+        ("bidirectional", "yes", "valid boolean"),
+        ("name", "   ", "blank"),
+        ("name", "", "at least 1 character"),
+        ("keep_prob", 0.0, "greater than 0"),
+        ("seed", -1, "greater than or equal to 0"),
+    ],
+)
 def test_each_bad_value_is_refused_naming_its_field(field, value, words):
     errors = refused_fields({field: value})
     assert [name for name, _ in errors] == [field]
@@ -101,8 +104,11 @@ COMBINATION_CASES = [
     ({"residual": True, "layers": 1}, "residual", "use at least 2 layers"),
     ({"swap_memory": True, "mode": "static"}, "swap_memory", "only the dynamic mode's while loop can swap memory"),
     ({"variable_length": True, "mode": "dynamic"}, "variable_length", "only the series task has windows"),
-    ({"task": "series", "variable_length": True, "mode": "static"}, "variable_length",
-     "static unrolling needs every sequence of the same length"),
+    (
+        {"task": "series", "variable_length": True, "mode": "static"},
+        "variable_length",
+        "static unrolling needs every sequence of the same length",
+    ),
     ({"task": "series", "head": "last3"}, "head", "the last-3-outputs head is for MNIST"),
     ({"task": "series", "data_path": "mnist.npz"}, "data_path", "only the mnist task reads data files"),
 ]
@@ -118,8 +124,11 @@ def test_options_that_cannot_work_together_name_the_field_to_change(changes, fie
 
 def test_every_cross_field_rule_has_a_refusal_case():
     stated = [STOP_PROBLEM] + [(rule.field, rule.message) for rule in FIELD_RULES]
-    covered = [(field, message) for field, message in stated
-               if any(field == case_field and words in message for _, case_field, words in COMBINATION_CASES)]
+    covered = [
+        (field, message)
+        for field, message in stated
+        if any(field == case_field and words in message for _, case_field, words in COMBINATION_CASES)
+    ]
     assert covered == stated
     assert len(COMBINATION_CASES) == len(stated)
 
@@ -145,17 +154,31 @@ def test_combination_problems_takes_plain_values_with_defaults_for_the_rest():
 
 def test_inapplicable_fields_are_those_a_rule_holds_at_the_default():
     assert inapplicable_fields({"cell": "rnn", "layers": 2, "mode": "dynamic", "task": "series"}) == {
-        "target_accuracy", "head", "data_path"}
+        "target_accuracy",
+        "head",
+        "data_path",
+    }
     assert inapplicable_fields({"cell": "sru"}) == {
-        "implementation", "activation", "residual", "swap_memory", "variable_length"}
+        "implementation",
+        "activation",
+        "residual",
+        "swap_memory",
+        "variable_length",
+    }
 
 
 def test_the_names_are_the_literal_types_values():
     from db import run_config
 
-    for names, literal in [(TASKS, run_config.Task), (CELLS, run_config.Cell), (MODES, run_config.Mode),
-                           (IMPLEMENTATIONS, run_config.Implementation), (OPTIMIZERS, run_config.Optimizer),
-                           (ACTIVATIONS, run_config.Activation), (HEADS, run_config.Head)]:
+    for names, literal in [
+        (TASKS, run_config.Task),
+        (CELLS, run_config.Cell),
+        (MODES, run_config.Mode),
+        (IMPLEMENTATIONS, run_config.Implementation),
+        (OPTIMIZERS, run_config.Optimizer),
+        (ACTIVATIONS, run_config.Activation),
+        (HEADS, run_config.Head),
+    ]:
         assert names == get_args(literal)
     assert CELLS == ("rnn", "lstm", "gru", "sru")
 
@@ -192,5 +215,9 @@ def test_no_input_crashes_validation_and_every_refusal_names_a_field(changes):
     except ConfigError as refused:
         assert refused.errors
         for field, message in refused.errors:
-            assert field and message
-            assert field in set(RunConfig.model_fields) | {"extra", "config"} or field.split(".")[0] in RunConfig.model_fields
+            assert field
+            assert message
+            assert (
+                field in set(RunConfig.model_fields) | {"extra", "config"}
+                or field.split(".")[0] in RunConfig.model_fields
+            )

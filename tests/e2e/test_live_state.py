@@ -79,8 +79,9 @@ def test_an_idle_runs_tab_shows_a_run_queued_elsewhere_and_its_end(chromium, das
     tools.shot(page, tmp_path, "runs-live")
 
 
-def test_a_sigkilled_workers_run_fails_on_time_and_a_new_local_worker_takes_the_next(chromium, dashboard, tools,
-                                                                                       tmp_path):
+def test_a_sigkilled_workers_run_fails_on_time_and_a_new_local_worker_takes_the_next(
+    chromium, dashboard, tools, tmp_path
+):
     base, url, _ = dashboard
     page = chromium.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(base)

@@ -10,8 +10,19 @@ import pytest
 
 from rnncore import bench
 
-ROW_FIGURES = ("median_ms", "q25_ms", "q75_ms", "spread_ms", "min_ms", "trace_seconds", "peak_mb",
-               "gflop_per_step", "gflops", "matmul_fraction", "ratio_keras_lstm")
+ROW_FIGURES = (
+    "median_ms",
+    "q25_ms",
+    "q75_ms",
+    "spread_ms",
+    "min_ms",
+    "trace_seconds",
+    "peak_mb",
+    "gflop_per_step",
+    "gflops",
+    "matmul_fraction",
+    "ratio_keras_lstm",
+)
 
 
 def test_full_grid_covers_the_issue():
@@ -26,16 +37,24 @@ def test_filter_by_fields_or_substring_keeps_the_reference():
     chosen = bench.grid(quick=False, pattern="cell=sru,mode=static,hidden=512")
     assert {c.name for c in chosen} == {"unroll/sru/static/T28/H512", "keras/lstm/static/T28/H512"}
     assert {c.name for c in bench.grid(quick=False, pattern="gru/dynamic/T200")} == {
-        "unroll/gru/dynamic/T200/H128", "keras/gru/dynamic/T200/H128", "keras/lstm/dynamic/T200/H128"}
+        "unroll/gru/dynamic/T200/H128",
+        "keras/gru/dynamic/T200/H128",
+        "keras/lstm/dynamic/T200/H128",
+    }
     with pytest.raises(ValueError, match="unknown key"):
         bench.grid(quick=False, pattern="colour=red")
 
 
 def test_the_sequence_length_filter_and_its_short_names():
-    by_name = {key: {c.name for c in bench.grid(quick=False, pattern=f"cell=gru,mode=static,{key}=200")}
-               for key in ("sequence_length", "t", "steps")}
-    assert by_name["sequence_length"] == {"unroll/gru/static/T200/H128", "keras/gru/static/T200/H128",
-                                          "keras/lstm/static/T200/H128"}
+    by_name = {
+        key: {c.name for c in bench.grid(quick=False, pattern=f"cell=gru,mode=static,{key}=200")}
+        for key in ("sequence_length", "t", "steps")
+    }
+    assert by_name["sequence_length"] == {
+        "unroll/gru/static/T200/H128",
+        "keras/gru/static/T200/H128",
+        "keras/lstm/static/T200/H128",
+    }
     assert by_name["t"] == by_name["steps"] == by_name["sequence_length"]
 
 
@@ -53,7 +72,8 @@ def check_document(document, quick=True):
     assert {r["name"] for r in rows} == {c.name for c in bench.grid(quick=quick, pattern=None)}
     for r in rows:
         for key in ROW_FIGURES:
-            assert isinstance(r[key], float) and math.isfinite(r[key]), (r["name"], key)
+            assert isinstance(r[key], float), (r["name"], key)
+            assert math.isfinite(r[key]), (r["name"], key)
         assert r["median_ms"] > 0
         assert r["gflops"] > 0
         assert r["trace_seconds"] > 0
@@ -69,26 +89,46 @@ def check_document(document, quick=True):
 @pytest.mark.slow
 def test_quick_grid_from_the_command_line(tmp_path):
     path = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "rnncore.bench", "--quick", "--json", str(path)],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-m", "rnncore.bench", "--quick", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(path.read_text())
     check_document(document)
     table = result.stdout
     for r in document["rows"]:
         assert r["name"] in table
-    assert "GFLOP/s" in table and "targets (issue #7)" in table
+    assert "GFLOP/s" in table
+    assert "targets (issue #7)" in table
 
 
 @pytest.mark.slow
 def test_recording_overhead_runs_both_loops(tmp_path):
     path = tmp_path / "recording.json"
-    result = subprocess.run([sys.executable, "-m", "rnncore.bench", "--recording", "--recording-steps", "20",
-                             "--recording-repeats", "2", "--json", str(path)],
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnncore.bench",
+            "--recording",
+            "--recording-steps",
+            "20",
+            "--recording-repeats",
+            "2",
+            "--json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr
     recording = json.loads(path.read_text())["recording"]
     assert len(recording["train_seconds"]["plain"]) == len(recording["train_seconds"]["recorded"]) == 2
-    assert recording["ratio"] > 0 and "ratio" in result.stdout
+    assert recording["ratio"] > 0
+    assert "ratio" in result.stdout

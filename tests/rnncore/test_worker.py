@@ -36,10 +36,13 @@ def start_worker(sqlite_url, tmp_path):
     started = []
 
     def start(*args):
-        log = open(tmp_path / f"worker{len(started)}.log", "wb")
+        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # noqa: SIM115 - the worker writes to it
         process = subprocess.Popen(
             [sys.executable, "-m", "rnncore.worker", "--db", sqlite_url, *args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         started.append(process)
         return process
 
@@ -76,8 +79,13 @@ def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(fact
     too_big = enqueue(factory, name="too big", max_steps=5, **{**TINY, "batch_size": 65536})
     tampered = enqueue(factory, name="tampered", max_steps=5, **TINY)
     poisoned_file = tmp_path / "nan.npz"
-    np.savez(poisoned_file, x_train=np.full((128, 28, 28), np.nan, np.float32), y_train=np.zeros(128, np.uint8),
-             x_test=np.zeros((8, 28, 28), np.float32), y_test=np.zeros(8, np.uint8))
+    np.savez(
+        poisoned_file,
+        x_train=np.full((128, 28, 28), np.nan, np.float32),
+        y_train=np.zeros(128, np.uint8),
+        x_test=np.zeros((8, 28, 28), np.float32),
+        y_test=np.zeros(8, np.uint8),
+    )
     diverging = enqueue(factory, name="nan", max_steps=5, data_path=str(poisoned_file), **TINY)
     with factory.begin() as session:
         config = {**run_row(factory, tampered).config, "cell": "__import__('os').system('true')"}
@@ -92,22 +100,30 @@ def test_a_worker_executes_runs_end_to_end_and_fails_bad_ones_with_a_reason(fact
             curves = queue.load_curves(session, run_id)
         assert curves["loss"].steps == list(range(1, 26)) == curves["accuracy"].steps
         seconds = curves["loss"].seconds
-        assert seconds[0] == 0.0 and all(b > a for a, b in zip(seconds, seconds[1:]))
+        assert seconds[0] == 0.0
+        assert all(b > a for a, b in zip(seconds, seconds[1:]))
         assert curves["loss"].values[-1] < curves["loss"].values[0]
         summary = run.summary
-        assert summary["steps"] == 25 and summary["stopped_by"] == "max_steps"
-        assert summary["trace_seconds"] > 0 and 0.0 <= summary["test_accuracy"] <= 1.0
-        assert summary["data_source"] and summary["test_examples"] > 0
+        assert summary["steps"] == 25
+        assert summary["stopped_by"] == "max_steps"
+        assert summary["trace_seconds"] > 0
+        assert 0.0 <= summary["test_accuracy"] <= 1.0
+        assert summary["data_source"]
+        assert summary["test_examples"] > 0
     assert run_row(factory, static).summary["test_accuracy"] > 0.2  # chance is 0.1
     with factory() as session:
         typed = queue.run_summary(session, static)
-    assert typed.schema_version == SCHEMA_VERSION and typed.steps == 25 and typed.model_extra == {}
+    assert typed.schema_version == SCHEMA_VERSION
+    assert typed.steps == 25
+    assert typed.model_extra == {}
 
     failed = run_row(factory, too_big)
-    assert failed.status == RunStatus.FAILED and "batch_size 65536 is larger than the training set" in failed.error
+    assert failed.status == RunStatus.FAILED
+    assert "batch_size 65536 is larger than the training set" in failed.error
     assert f"run {too_big} failed" in failed.log_tail  # the worker's log lines travel with the run
     diverged = run_row(factory, diverging)
-    assert diverged.status == RunStatus.FAILED and diverged.error == "diverged at step 1: the loss is not finite"
+    assert diverged.status == RunStatus.FAILED
+    assert diverged.error == "diverged at step 1: the loss is not finite"
     with factory() as session:
         assert queue.load_curves(session, diverging)["loss"].steps == [1]
     refused = run_row(factory, tampered)
@@ -125,14 +141,16 @@ def test_cancel_stops_training_within_2_s_and_sigterm_hands_the_run_back(factory
     wait_for(lambda: run_row(factory, first).status == RunStatus.CANCELLED, timeout=10)
     assert time.monotonic() - asked < 2.0
     cancelled = run_row(factory, first)
-    assert cancelled.summary["stopped_by"] == "cancelled" and cancelled.summary["steps"] >= 5
+    assert cancelled.summary["stopped_by"] == "cancelled"
+    assert cancelled.summary["steps"] >= 5
 
     second = enqueue(factory, **ENDLESS)
     wait_for(lambda: (run_row(factory, second).progress_step or 0) >= 3)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     handed_back = run_row(factory, second)
-    assert handed_back.status == RunStatus.QUEUED and handed_back.worker_id is None
+    assert handed_back.status == RunStatus.QUEUED
+    assert handed_back.worker_id is None
     with factory() as session:
         assert all(w.stopped_at is not None for w in session.query(Worker))
 
@@ -151,7 +169,8 @@ def test_a_killed_worker_is_reaped_and_its_points_are_kept(factory, start_worker
     time.sleep(2.5)  # let the heartbeat go stale
     assert start_worker("--stale-after", "2", "--heartbeat", "0.5", "--once").wait(120) == 0
     reaped = run_row(factory, run_id)
-    assert reaped.status == RunStatus.FAILED and reaped.error.startswith(queue.WORKER_LOST)
+    assert reaped.status == RunStatus.FAILED
+    assert reaped.error.startswith(queue.WORKER_LOST)
     with factory() as session:
         assert len(queue.load_curves(session, run_id)["loss"].steps) == written
 
@@ -179,13 +198,19 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_verbose_adds_the_trace
     url = "postgresql+psycopg://bob:s3cret@127.0.0.1:1/unroll"  # nothing listens on port 1
     command = [sys.executable, "-m", "rnncore.worker", "--db", url, "--once"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr
     assert result.stderr.strip() == (
         "python -m rnncore.worker: error: cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/unroll: "
-        "nothing accepts connections at that host and port (is the server running?)")
+        "nothing accepts connections at that host and port (is the server running?)"
+    )
     verbose = subprocess.run([*command, "--verbose"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert verbose.returncode == 2 and "Traceback" in verbose.stderr and "Connection refused" in verbose.stderr
-    assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip() and "s3cret" not in verbose.stderr
+    assert verbose.returncode == 2
+    assert "Traceback" in verbose.stderr
+    assert "Connection refused" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == result.stderr.strip()
+    assert "s3cret" not in verbose.stderr
 
 
 def claimed(factory, worker, **config):
@@ -199,9 +224,13 @@ def test_each_outcome_is_recorded_by_its_one_transition(sqlite_url, factory):
     assert set(TRANSITIONS) == set(Outcome) - {Outcome.LOST}
     worker = RunWorker(sqlite_url)
     summary = {"schema_version": 1, "steps": 3, "stopped_by": "cancelled"}
-    expected = {Outcome.SUCCEEDED: RunStatus.SUCCEEDED, Outcome.FAILED: RunStatus.FAILED,
-                Outcome.CANCELLED: RunStatus.CANCELLED, Outcome.RELEASED: RunStatus.QUEUED,
-                Outcome.LOST: RunStatus.RUNNING}  # lost: no longer ours, left as it is
+    expected = {
+        Outcome.SUCCEEDED: RunStatus.SUCCEEDED,
+        Outcome.FAILED: RunStatus.FAILED,
+        Outcome.CANCELLED: RunStatus.CANCELLED,
+        Outcome.RELEASED: RunStatus.QUEUED,
+        Outcome.LOST: RunStatus.RUNNING,
+    }  # lost: no longer ours, left as it is
     for outcome, status in expected.items():
         run = claimed(factory, worker, name=outcome.value)
         error = "boom" if outcome is Outcome.FAILED else None
@@ -224,7 +253,9 @@ def test_execute_returns_the_outcome_as_a_plain_string(sqlite_url, factory):
     run = claimed(factory, worker, name="tampered")
     run.config = {**run.config, "cell": "nope"}
     outcome = worker.execute(run)
-    assert outcome == "failed" and type(outcome) is str
+    assert outcome == "failed"
+    assert type(outcome) is str
     failed = run_row(factory, run.id)
-    assert failed.status == RunStatus.FAILED and failed.error.startswith("the stored config is invalid: cell")
+    assert failed.status == RunStatus.FAILED
+    assert failed.error.startswith("the stored config is invalid: cell")
     assert failed.summary is None

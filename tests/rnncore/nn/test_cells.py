@@ -169,7 +169,8 @@ def test_sru_highway_shapes_and_official_initialisation():
     assert tuple(projected.kernel.shape) == (50, 4 * H)  # x' block for the highway since 50 != H
     limit = math.sqrt(3.0 / 50)
     kernel = projected.kernel.numpy()
-    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.8 * limit
+    assert np.abs(kernel).max() <= limit
+    assert np.abs(kernel).max() > 0.8 * limit
     assert np.abs(kernel.mean()) < 0.1 * limit  # uniform around 0, not [0, limit]
     np.testing.assert_array_equal(projected.bias.numpy(), np.zeros(2 * H))
 

@@ -27,7 +27,8 @@ def variable_count(layer):
 
 
 def run_with_gradients(layer, x, compiled=False, **kwargs):
-    """Outputs, final states and the gradients of a loss on both, wrt inputs and weights (in a tf.function if compiled)."""
+    """Outputs, final states and the gradients of a loss on both, with respect to inputs and
+    weights (inside a tf.function when compiled)."""
     with tf.GradientTape() as tape:
         tape.watch(x)
         outputs, states = (tf.function(layer) if compiled else layer)(x, **kwargs)
@@ -46,8 +47,18 @@ def assert_all_close(first, second):
 def test_spec_defaults_and_frozen():
     spec = RNNSpec()
     assert dataclasses.asdict(spec) == dict(
-        cell="lstm", units=32, layers=1, mode="static", implementation="unroll", activation="tanh",
-        sru_highway=True, bidirectional=False, residual=False, keep_prob=1.0, swap_memory=False, seed=0,
+        cell="lstm",
+        units=32,
+        layers=1,
+        mode="static",
+        implementation="unroll",
+        activation="tanh",
+        sru_highway=True,
+        bidirectional=False,
+        residual=False,
+        keep_prob=1.0,
+        swap_memory=False,
+        seed=0,
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.units = 64
@@ -204,7 +215,8 @@ def test_same_seed_same_weights_other_seed_other_weights():
 def test_final_states_structure():
     layer = build_rnn(RNNSpec(cell="lstm", units=H, layers=2, bidirectional=True, mode="dynamic"), F)
     outputs, states = layer(random_inputs(), sequence_length=tf.constant(LENGTHS))
-    assert isinstance(states, list) and len(states) == 2
+    assert isinstance(states, list)
+    assert len(states) == 2
     for fw, bw in states:
         assert isinstance(fw, cells.LSTMState)
         assert isinstance(bw, cells.LSTMState)
@@ -248,9 +260,16 @@ def test_a_static_stack_traces_inside_a_tf_function(cell):
 # --- one vocabulary, one set of rules: the library's and the run config's agree ------------------
 
 # Every value of every option a layer-level rule reads or refuses.
-LAYER_CHOICES = {"cell": cells.CELLS, "activation": cells.ACTIVATIONS, "implementation": IMPLEMENTATIONS,
-                 "layers": (1, 2), "residual": (False, True), "mode": MODES, "swap_memory": (False, True),
-                 "variable_length": (False, True)}
+LAYER_CHOICES = {
+    "cell": cells.CELLS,
+    "activation": cells.ACTIVATIONS,
+    "implementation": IMPLEMENTATIONS,
+    "layers": (1, 2),
+    "residual": (False, True),
+    "mode": MODES,
+    "swap_memory": (False, True),
+    "variable_length": (False, True),
+}
 LAYER_COMBINATIONS = [dict(zip(LAYER_CHOICES, values)) for values in itertools.product(*LAYER_CHOICES.values())]
 
 
@@ -269,7 +288,8 @@ def test_the_library_and_the_run_config_use_the_same_names():
     assert {rule.option for rule in rules.LAYER_RULES} <= set(run_config.RunConfig.model_fields)
     # The cells with a Keras peer are those the rules let take implementation='keras'.
     assert set(network._KERAS_LAYERS) == {
-        cell for cell in cells.CELLS if not rules.layer_problems({"cell": cell, "implementation": "keras"})}
+        cell for cell in cells.CELLS if not rules.layer_problems({"cell": cell, "implementation": "keras"})
+    }
 
 
 def test_the_library_and_the_run_config_refuse_every_layer_combination_alike():

@@ -166,7 +166,8 @@ def test_static_traces_one_cell_per_step_dynamic_one_loop():
         static_ops = graph_op_types(static_unroll, cell, steps)
         # One matmul for all input projections plus one recurrent matmul per step.
         assert static_ops.count("MatMul") == 1 + steps
-        assert "While" not in static_ops and "StatelessWhile" not in static_ops
+        assert "While" not in static_ops
+        assert "StatelessWhile" not in static_ops
         dynamic_ops = graph_op_types(dynamic_unroll, cell, steps)
         assert dynamic_ops.count("MatMul") == 1  # the projection; the recurrent one is inside the loop body
         assert sum(op in ("While", "StatelessWhile") for op in dynamic_ops) == 1
@@ -198,19 +199,24 @@ class StepByStep(StepCore):
 
 
 @pytest.mark.parametrize("highway, input_size", [(True, F), (True, H), (False, F)])
-@pytest.mark.parametrize("unroll_fn, kwargs", [
-    (static_unroll, {}),
-    (tf.function(dynamic_unroll), {}),
-    (dynamic_unroll, dict(sequence_length=tf.constant(LENGTHS))),
-])
+@pytest.mark.parametrize(
+    "unroll_fn, kwargs",
+    [
+        (static_unroll, {}),
+        (tf.function(dynamic_unroll), {}),
+        (dynamic_unroll, dict(sequence_length=tf.constant(LENGTHS))),
+    ],
+)
 def test_sru_fast_path_equals_autodiff_of_its_steps(highway, input_size, unroll_fn, kwargs):
     """The SRU's compiled whole-sequence path and hand-written gradient against TensorFlow's autodiff of its steps."""
     cell = cells.SRUCell(H, highway=highway, seed=9)
     cell.build((None, None, input_size))
     cell.bias.assign(np.random.default_rng(9).normal(size=cell.bias.shape, scale=0.5).astype("float32"))
     x = random_inputs(9, features=input_size)
-    initial = cells.SRUState(tf.constant(np.random.default_rng(10).normal(size=(B, H)), tf.float32),
-                             tf.constant(np.random.default_rng(11).normal(size=(B, H)), tf.float32))
+    initial = cells.SRUState(
+        tf.constant(np.random.default_rng(10).normal(size=(B, H)), tf.float32),
+        tf.constant(np.random.default_rng(11).normal(size=(B, H)), tf.float32),
+    )
 
     def run(core):
         with tf.GradientTape() as tape:
@@ -221,10 +227,10 @@ def test_sru_fast_path_equals_autodiff_of_its_steps(highway, input_size, unroll_
         return outputs, state, tape.gradient(loss, [x, *initial, *cell.trainable_variables])
 
     fast, reference = run(cell), run(StepByStep(cell))
-    zero_if_none = lambda g, like: tf.zeros_like(like) if g is None else g  # noqa: E731 (initial.hidden may be unused)
+    zero_if_none = lambda g, like: tf.zeros_like(like) if g is None else g
     for a, b, like in zip(fast[2], reference[2], [x, *initial, *cell.trainable_variables]):
         np.testing.assert_allclose(zero_if_none(a, like), zero_if_none(b, like), **TOL)
-    assert_all_close = lambda a, b: [np.testing.assert_allclose(u, v, **TOL) for u, v in zip(a, b)]  # noqa: E731
+    assert_all_close = lambda a, b: [np.testing.assert_allclose(u, v, **TOL) for u, v in zip(a, b)]
     assert_all_close([fast[0], *fast[1]], [reference[0], *reference[1]])
     assert all(np.abs(g.numpy()).max() > 0 for g in [fast[2][0], fast[2][2], *fast[2][3:]])
 
