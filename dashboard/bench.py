@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard import charts, comparison, queries
 from db import queue
 from db.engine import make_engine, session_factory
+from db.run_config import MODES
 
 COMPARE_STATE = {
     "x": "seconds",
@@ -53,7 +54,7 @@ def seed_long_runs(factory: sessionmaker[Session], runs: int, points_per_run: in
         with factory.begin() as session:
             run_id = queue.enqueue(
                 session,
-                {"name": f"long {index}", "max_steps": steps, "seed": index, "mode": ("static", "dynamic")[index % 2]},
+                {"name": f"long {index}", "max_steps": steps, "seed": index, "mode": MODES[index % 2]},
             )
             queue.claim_next(session, "bench")
             points = []

@@ -89,7 +89,10 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     given = {name: value for name, value in vars(args).items() if name in RunConfig.model_fields and value is not None}
     if args.preset:
         return [validate_config({**config, **given}) for config in PRESETS[args.preset].configs]
-    given.setdefault("name", f"{given.get('cell', 'lstm')}-{given.get('mode', 'static')}")
+    defaults = RunConfig.model_fields
+    given.setdefault(
+        "name", f"{given.get('cell', defaults['cell'].default)}-{given.get('mode', defaults['mode'].default)}"
+    )
     return [validate_config(given)]
 
 
