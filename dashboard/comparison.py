@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import charts, tables
@@ -134,3 +135,33 @@ def summaries(runs: list[RunInfo], points, state: dict):
     if per_group is not None:
         per_group = tables.add_speed_ratio(per_group, "group", baseline)
     return per_run, per_group
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the Compare page draws for one set of runs and view settings. Built once and
+    shared by every viewer of the same link (see dashboard.state.comparison_for): treat as read-only."""
+
+    runs: tuple[RunInfo, ...]
+    points: pd.DataFrame
+    figures: tuple[tuple[str, go.Figure], ...]
+    per_run: pd.DataFrame
+    per_group: pd.DataFrame | None
+    sentences: tuple[str, ...]
+    diff: pd.DataFrame
+
+
+def compare(runs: list[RunInfo], points: pd.DataFrame, state: dict) -> Comparison:
+    """The figures, the summary tables with their speed sentences, and the config diff."""
+    per_run, per_group = summaries(runs, points, state)
+    label_column, table = ("group", per_group) if per_group is not None else ("run", per_run)
+    sentences = tables.speed_sentences(table, label_column, state["baseline"] or None)
+    return Comparison(
+        tuple(runs),
+        points,
+        tuple(build_figures(runs, points, state)),
+        per_run,
+        per_group,
+        tuple(sentences),
+        tables.config_diff(runs),
+    )

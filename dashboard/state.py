@@ -15,7 +15,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import local_worker, queries
+from dashboard import comparison, local_worker, queries
 from dashboard.settings import Settings, resolve
 from dashboard.ui import md_escape
 from db import queue
@@ -204,6 +204,21 @@ def _filter_options(url: str, token: tuple) -> dict[str, list]:
 
 def filter_options(token: tuple) -> dict[str, list]:
     return _filter_options(current_db_url(), token)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32, ttl=SAFETY_TTL)
+def _comparison(url: str, token: tuple, run_ids: tuple[int, ...], view: tuple) -> comparison.Comparison:
+    """Built once per store state and view, shared by every session (cache_resource: no copy per
+    viewer). Thirty people opening one link cost one build; a new point moves the token and with
+    it the key, so nothing shown is older than one refresh."""
+    runs = run_infos(run_ids, token)
+    return comparison.compare(runs, points_for(runs), dict(view))
+
+
+def comparison_for(token: tuple, state: dict) -> comparison.Comparison:
+    """The Compare page's figures and tables for these runs and settings (see _comparison)."""
+    view = tuple(sorted((key, value) for key, value in state.items() if key != "runs"))
+    return _comparison(current_db_url(), token, tuple(int(run_id) for run_id in state["runs"]), view)
 
 
 def worker_health():

@@ -7,8 +7,8 @@ what is true now (a run that finishes updates, a deleted one leaves with a messa
 import streamlit as st
 
 from dashboard import charts, export, sharing, tables
-from dashboard.comparison import GROUP_FIELDS, VIEWS, build_figures, summaries
-from dashboard.state import REFRESH_SECONDS, live_view, points_for, run_choices, run_infos, watch
+from dashboard.comparison import GROUP_FIELDS, VIEWS, Comparison
+from dashboard.state import REFRESH_SECONDS, comparison_for, live_view, run_choices, run_infos, watch
 from dashboard.ui import md_escape, series_figures
 
 KEYS = {name: f"cmp_{name}" for name in sharing.DEFAULTS}
@@ -129,43 +129,38 @@ def draw_charts(figures) -> None:
             column.plotly_chart(figure, key=f"chart_{key}", width="stretch")
 
 
-def draw_summary(runs, points, state) -> tuple[list[tuple], list[str]]:
-    """The summary tables and speed sentences; returns the report's tables and sentences."""
+def draw_summary(view: Comparison, state: dict) -> None:
+    """The summary tables with their speed sentences, and the config diff."""
     st.header("Summary")
-    per_run, per_group = summaries(runs, points, state)
-    label_column, table = ("group", per_group) if per_group is not None else ("run", per_run)
-    sentences = tables.speed_sentences(table, label_column, state["baseline"] or None)
-    for sentence in sentences:
+    for sentence in view.sentences:
         st.markdown("- " + md_escape(sentence))
-    if per_group is not None:
+    if view.per_group is not None:
         st.subheader("Per group")
-        st.dataframe(tables.highlight_best(per_group), hide_index=True, key="summary_groups", placeholder="")
+        st.dataframe(tables.highlight_best(view.per_group), hide_index=True, key="summary_groups", placeholder="")
         st.subheader("Per run")
-    st.dataframe(tables.highlight_best(per_run), hide_index=True, key="summary_runs", placeholder="")
+    st.dataframe(tables.highlight_best(view.per_run), hide_index=True, key="summary_runs", placeholder="")
     st.caption(
         f"Best value of each column highlighted. Steps and seconds to target: the first batch whose "
         f"accuracy reaches {state['target']:g}."
     )
-
-    diff = tables.config_diff(runs)
     st.header("Config differences")
-    if len(runs) < 2:
+    if len(view.runs) < 2:
         st.caption("Select two runs or more to see how their configs differ.")
-    elif diff.empty:
+    elif view.diff.empty:
         st.caption("The selected runs share every config field (other than the name).")
     else:
-        st.dataframe(diff, key="config_diff")
-    report_tables = [("Per group", per_group, False)] if per_group is not None else []
-    return report_tables + [("Per run", per_run, False), ("Config differences", diff, True)], sentences
+        st.dataframe(view.diff, key="config_diff")
 
 
-def draw_exports(runs, points, figures, report_tables, sentences) -> None:
+def draw_exports(view: Comparison) -> None:
     """Every point as CSV, and the page's own figures and tables as a standalone HTML report."""
+    report_tables = [("Per group", view.per_group, False)] if view.per_group is not None else []
+    report_tables += [("Per run", view.per_run, False), ("Config differences", view.diff, True)]
     st.header("Export")
     exports = st.container(horizontal=True)
     exports.download_button(
         "Points (CSV)",
-        lambda: export.points_csv(points, runs),
+        lambda: export.points_csv(view.points, view.runs),
         file_name="unroll-points.csv",
         mime="text/csv",
         key="export_csv",
@@ -178,28 +173,30 @@ def draw_exports(runs, points, figures, report_tables, sentences) -> None:
         mime="text/html",
         on_click="ignore",
         data=lambda: export.html_report(
-            "Unroll comparison", [figure for _, figure in figures], report_tables, sentences
+            "Unroll comparison", [figure for _, figure in view.figures], report_tables, list(view.sentences)
         ),
     )
 
 
+def draw(view: Comparison, state: dict) -> None:
+    """Everything drawn from the runs' data, from one comparison shared by every viewer of the link."""
+    draw_charts(view.figures)
+    draw_summary(view, state)
+    if any(run.summary.get("series") for run in view.runs):
+        st.header("Series: test instance and generative rollout")
+    for run in view.runs:
+        series_figures(run, "series")
+    draw_exports(view)
+
+
 @st.fragment(run_every=REFRESH_SECONDS)
 @live_view
-def live(state: dict) -> None:
-    """Everything drawn from the runs' data, redrawn on every tick from caches keyed by the
-    store's change token (a tick where nothing changed reads nothing new)."""
-    runs = run_infos(state["runs"], watch())
-    if len(runs) < len(state["runs"]):
-        st.rerun(scope="app")  # a run was deleted: the full page drops it from the picker and says so
-    points = points_for(runs)
-    figures = build_figures(runs, points, state)
-    draw_charts(figures)
-    report_tables, sentences = draw_summary(runs, points, state)
-    if any(run.summary.get("series") for run in runs):
-        st.header("Series: test instance and generative rollout")
-    for run in runs:
-        series_figures(run, "series")
-    draw_exports(runs, points, figures, report_tables, sentences)
+def follow(seen: tuple) -> None:
+    """The page's pulse: a tick where nothing changed costs one token read and redraws nothing;
+    any change in the store (a new point, a finished or deleted run) redraws the page, so what
+    it shows is never older than one refresh."""
+    if watch() != seen:
+        st.rerun(scope="app")
 
 
 st.title("Compare")
@@ -218,6 +215,7 @@ st.multiselect(
 settings_widgets(run_infos(st.session_state[KEYS["runs"]], token))
 current = write_state()
 if current["runs"]:
-    live(current)
+    draw(comparison_for(token, current), current)
 else:
     st.info("Choose runs above, or select rows on the Runs page and press 'Compare selected'.")
+follow(token)
