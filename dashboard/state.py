@@ -124,6 +124,16 @@ def live_view(draw):
     return tick
 
 
+@st.fragment(run_every=REFRESH_SECONDS)
+@live_view
+def follow_changes(seen: tuple) -> None:
+    """A page's pulse, drawing nothing: a tick where the store did not change costs one token
+    read; any change (a new point, a finished, failed or deleted run, from any process) redraws
+    the whole page from the shared caches, so nothing shown is older than one refresh."""
+    if watch() != seen:
+        st.rerun(scope="app")
+
+
 def watch() -> tuple[int, int, int]:
     """Every live view's tick: keep the local worker alive, fail runs whose worker went silent,
     and return the store's change token. Pages read through caches keyed by the token, so a

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, export, sharing, tables
 from dashboard.comparison import GROUP_FIELDS, VIEWS, Comparison
-from dashboard.state import REFRESH_SECONDS, comparison_for, live_view, run_choices, run_infos, watch
+from dashboard.state import comparison_for, follow_changes, run_choices, run_infos, watch
 from dashboard.ui import md_escape, series_figures
 
 KEYS = {name: f"cmp_{name}" for name in sharing.DEFAULTS}
@@ -189,16 +189,6 @@ def draw(view: Comparison, state: dict) -> None:
     draw_exports(view)
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
-@live_view
-def follow(seen: tuple) -> None:
-    """The page's pulse: a tick where nothing changed costs one token read and redraws nothing;
-    any change in the store (a new point, a finished or deleted run) redraws the page, so what
-    it shows is never older than one refresh."""
-    if watch() != seen:
-        st.rerun(scope="app")
-
-
 st.title("Compare")
 token = watch()
 left_out = seed_state(token)
@@ -218,4 +208,4 @@ if current["runs"]:
     draw(comparison_for(token, current), current)
 else:
     st.info("Choose runs above, or select rows on the Runs page and press 'Compare selected'.")
-follow(token)
+follow_changes(token)

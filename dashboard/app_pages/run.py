@@ -1,10 +1,9 @@
 """One run (?run=ID): status, actions, error and worker log, every curve, summary, config and
 series figures.
 
-The picker and the address sit outside the live part; the run itself is drawn in a fragment
-that polls the store's change token every REFRESH_SECONDS, whatever the run's status, so a run
-cancelled, finished or deleted anywhere (another tab, a worker, the command line) shows its new
-state without a reload.
+The page is drawn from caches keyed by the store's change token, and state.follow_changes polls
+that token every couple of seconds, whatever the run's status: a run cancelled, finished or
+deleted anywhere (another tab, a worker, the command line) shows its new state without a reload.
 """
 
 import re
@@ -18,7 +17,7 @@ from dashboard.queries import RunInfo
 from dashboard.sharing import parse_run_id
 from dashboard.state import (
     PASSWORD_KEY,
-    REFRESH_SECONDS,
+    follow_changes,
     live_view,
     points_for,
     run_choices,
@@ -216,12 +215,9 @@ def summary_and_config(run: RunInfo) -> None:
     config.json(run.config)
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
 @live_view
-def live(run_id: int) -> None:
-    """The run as stored now. Every tick reads the change token and redraws from caches keyed by
-    it, so a tick where nothing changed reads nothing but the token from the database."""
-    token = watch()
+def show(run_id: int, token: tuple) -> None:
+    """The run as stored now, from caches keyed by the change token (see follow_changes)."""
     show_messages(run_id)
     found = run_infos([run_id], token)
     if not found:
@@ -248,4 +244,5 @@ if run_id is None:
     st.stop()
 st.query_params["run"] = str(run_id)
 st.session_state[WRITTEN] = str(run_id)
-live(run_id)
+show(run_id, token)
+follow_changes(token)
