@@ -2,6 +2,7 @@
 
     python -m dashboard.bench                # 20 runs x 20,000 points, and 1,000 runs
     python -m dashboard.bench --steps 2000   # smaller, for a quick look
+    python -m dashboard.bench --viewers      # instead: 1, 10 and 30 real browsers on one link (bench_viewers)
 
 It seeds a temporary SQLite file through the real queue, then times, cold (no cache):
 - Compare: loading the 20 runs' points, building every figure and summary table and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from unittest import mock
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import charts, comparison, queries
+from dashboard import bench_viewers, charts, comparison, queries
 from db import queue
 from db.engine import make_engine, session_factory
 from db.run_config import MODES
@@ -121,7 +123,18 @@ def runs_table(factory: sessionmaker[Session]) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--viewers" or arg.startswith("--viewers=") for arg in argv):
+        return bench_viewers.main(argv)  # the load benchmark with real browsers, its own options
     parser = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        nargs="*",
+        metavar="N",
+        help="instead, N real browsers open each link at once (default 1 10 30); see dashboard.bench_viewers "
+        "for its options (--links compare2,compare20,runs, --json PATH, --idle-seconds, --timeout)",
+    )
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--points", type=int, default=20_000, help="points per run (half loss, half accuracy)")
     parser.add_argument("--table-runs", type=int, default=1000)
