@@ -6,7 +6,9 @@ before touching anything, then applies the action to each run in its own transac
 one refusal (a run that finished meanwhile) does not undo the others.
 
 A succeeded run is a result: it can be run again (a new run, linked back) or deleted, never
-changed in place. Only failed or cancelled runs can be retried in place.
+changed in place. Only failed or cancelled runs can be retried in place. Its name, tags, notes
+and star are metadata: `annotate` changes them on a run in any status, under the same write
+rules.
 """
 
 from __future__ import annotations
@@ -114,3 +116,31 @@ def apply(
         except (queue.TransitionError, queue.QueueFullError, ConfigError) as refused:
             messages.append(("error", str(refused)))
     return messages
+
+
+def annotate(
+    run_id: int,
+    factory: sessionmaker[Session],
+    settings: Settings,
+    password: str | None,
+    *,
+    name: str,
+    tags: str,
+    notes: str,
+    starred: bool,
+) -> list[Message]:
+    """Rename, tag (comma-separated tags), note and star a run, after the same server-side checks as
+    every action (read-only mode, the launch password): a refusal, or input that breaks a rule
+    (one message per field, naming it), stores nothing."""
+    try:
+        settings.check_write(password)
+    except NotAllowed as refused:
+        return [("error", str(refused))]
+    try:
+        with factory.begin() as session:
+            queue.annotate(session, run_id, name=name, tags=tags, notes=notes, starred=starred)
+    except ConfigError as refused:
+        return [("error", f"{field}: {message}") for field, message in refused.errors]
+    except queue.TransitionError as refused:
+        return [("error", str(refused))]
+    return [("success", f"Run {run_id}: name, tags, notes and star saved")]

@@ -1,7 +1,19 @@
-"""A shared link holds a classroom: N real browsers open the same link at once (issue 15).
+"""A shared link holds a classroom: N viewers open the same link at once (issue 15).
 
     python -m dashboard.bench --viewers                    # 1, 10 and 30 viewers on every link
     python -m dashboard.bench --viewers 1 10 --links compare2 --json /tmp/viewers.json
+    python -m dashboard.bench --viewers --clients protocol --front nginx    # the hosted setup
+
+Two kinds of viewer (--clients, both by default):
+- browser: real Chromium pages on this machine. On a 2-core machine their own rendering
+  (about 7 CPU seconds a Compare page, Streamlit's and Plotly's scripts) is the bottleneck
+  long before the server is: thirty of them cannot all draw within 20 s whatever the server
+  does, and the pages that wait keep ticking, which the server's figure then includes.
+- protocol: what a remote viewer costs the server, without the rendering: each fetches the
+  same files the teacher's Chromium page fetched and speaks Streamlit's WebSocket protocol
+  (ProtocolViewer), and is complete when its script run has sent every chart.
+--front nginx serves the viewers through nginx with deploy/nginx.conf, which caches
+Streamlit's frontend files; nginx's CPU is counted as the server's too.
 
 It seeds a fresh SQLite store in a temporary folder through the real queue: E1 (two finished
 runs, static and dynamic, 88 steps each with a loss and an accuracy point per step, and their
@@ -57,6 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -87,6 +100,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LINKS = ("compare2", "compare20", "runs")
+CLIENTS = ("browser", "protocol")
+FRONTS = ("none", "nginx")
 DEFAULT_VIEWERS = (1, 10, 30)
 E1_STEPS = 88
 GROUP_RUNS = 20
@@ -131,6 +146,7 @@ class Measurement:
     """One link opened by `viewers` pages at once on a fresh server; CPU in seconds."""
 
     link: str
+    client: str  # "browser" (real Chromium pages) or "protocol" (Streamlit's own protocol, no rendering)
     viewers: int
     cold_cpu: float
     load_cpu: float
@@ -325,10 +341,6 @@ class Dashboard:
     def cpu(self) -> float:
         return cpu_seconds(self.process.pid)
 
-    def client_cpu(self) -> float:
-        """Everything else this benchmark runs: Chromium, Playwright's driver and this process."""
-        return cpu_seconds(os.getpid(), exclude={self.process.pid})
-
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -337,6 +349,85 @@ class Dashboard:
             self.process.kill()
             self.process.wait(10)
         self._log.close()
+
+
+NGINX = Path("/usr/sbin/nginx")
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+
+
+class Front:
+    """nginx in front of a dashboard, with the repository's deploy/nginx.conf: Streamlit's
+    frontend files come from nginx's cache after the first viewer. Its CPU is server CPU too."""
+
+    def __init__(self, dashboard: Dashboard, folder: Path, timeout: float = 20):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cache = folder / f"nginx-{self.port}"
+        cache.mkdir(mode=0o777)
+        cache.chmod(0o777)  # started as root, nginx's workers drop to an unprivileged user that must write here
+        folder.chmod(folder.stat().st_mode | 0o111)  # and reach it
+        conf = cache / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.read_text()
+            .replace("@LISTEN@", f"127.0.0.1:{self.port}")
+            .replace("@DASHBOARD@", f"127.0.0.1:{dashboard.port}")
+            .replace("@CACHE@", str(cache))
+        )
+        self.process = subprocess.Popen(
+            [str(NGINX), "-c", str(conf), "-e", str(cache / "error.log"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/_stcore/health", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"nginx exited with {self.process.returncode}; see {cache / 'error.log'}"
+                    ) from None
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"nginx did not answer within {timeout:g} s; see {cache / 'error.log'}")
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class Served:
+    """What the viewers reach: the dashboard itself, or nginx in front of it; its CPU is both's."""
+
+    def __init__(self, url: str, folder: Path, front: str):
+        self.dashboard = Dashboard(url, folder)
+        try:
+            self.front = Front(self.dashboard, folder) if front == "nginx" else None
+        except BaseException:
+            self.dashboard.stop()
+            raise
+        self.base = self.front.base if self.front else self.dashboard.base
+
+    def cpu(self) -> float:
+        return self.dashboard.cpu() + (self.front.cpu() if self.front else 0.0)
+
+    def client_cpu(self) -> float:
+        """Everything else this benchmark runs: Chromium, Playwright's driver and this process."""
+        exclude = {self.dashboard.process.pid} | ({self.front.process.pid} if self.front else set())
+        return cpu_seconds(os.getpid(), exclude=exclude)
+
+    def stop(self) -> None:
+        if self.front:
+            self.front.stop()
+        self.dashboard.stop()
 
 
 # --- the viewers --------------------------------------------------------------------------
@@ -371,6 +462,125 @@ async def _open(page: Page, url: str, link: Link, deadline: float) -> float | st
     return time.monotonic()
 
 
+class ProtocolViewer:
+    """A viewer without a browser: fetches what the teacher's Chromium page fetched (HTML,
+    scripts, fonts, the same requests in the same order, with the browser's Accept-Encoding),
+    then speaks Streamlit's own WebSocket protocol: asks for the page once, reads the
+    elements the server sends until the script run has finished with every chart (or, on
+    Runs, the table and the "Live workers" caption), and from then on answers the page's
+    fragment ticks (auto_rerun) as a browser does until closed. The server does exactly the
+    work it does for a remote viewer; the machine does none of a browser's rendering."""
+
+    def __init__(self, base: str, link: Link, assets: Sequence[str]):
+        self.base, self.link, self.assets = base, link, assets
+        self._closing = asyncio.Event()
+
+    async def _fetch_assets(self) -> None:
+        for url in self.assets:
+            await asyncio.to_thread(_get, url)
+
+    def _rerun(self, fragment_id: str = "") -> bytes:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        message = BackMsg()
+        path, _, query = self.link.path.partition("?")
+        message.rerun_script.query_string = query
+        message.rerun_script.page_name = path
+        if fragment_id:
+            message.rerun_script.fragment_id = fragment_id
+            message.rerun_script.is_auto_rerun = True
+        return bytes(message.SerializeToString())
+
+    async def open(self, deadline: float) -> float | str:
+        """Returns when the page was complete (monotonic), or what it lacked at the deadline;
+        keeps the session open and ticking until close()."""
+        import websockets
+
+        ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._session(ready, websockets))
+        try:
+            return await asyncio.wait_for(asyncio.shield(ready), max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return f"not complete in time: {self._seen}"
+
+    async def _session(self, ready: asyncio.Future, websockets: Any) -> None:
+        self._seen = "fetching the page's files"
+        try:
+            await self._fetch_assets()
+            url = self.base.replace("http://", "ws://", 1) + "/_stcore/stream"
+            async with websockets.connect(url, subprotocols=["streamlit"], max_size=None) as socket:
+                await socket.send(self._rerun())
+                ticks = await self._read_until_complete(socket, ready)
+                await self._tick(socket, ticks)
+        except Exception as error:  # the report says what went wrong; the benchmark goes on
+            if not ready.done():
+                ready.set_result(f"{type(error).__name__}: {error}")
+
+    async def _read_until_complete(self, socket: Any, ready: asyncio.Future) -> tuple[str, float] | None:
+        """Read the first script run's messages; returns the fragment tick it asked for, if any."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        charts = tables = 0
+        live_caption, finished = False, False
+        tick: tuple[str, float] | None = None
+        while not (finished and ready.done()):
+            message = ForwardMsg.FromString(await socket.recv())
+            kind = message.WhichOneof("type")
+            if kind == "auto_rerun":
+                tick = (message.auto_rerun.fragment_id, float(message.auto_rerun.interval))
+            elif kind == "script_finished":
+                finished = True
+            elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                charts += element.WhichOneof("type") == "plotly_chart"
+                tables += element.WhichOneof("type") in ("dataframe", "arrow_data_frame")
+                live_caption |= element.WhichOneof("type") == "markdown" and "Live workers" in element.markdown.body
+            self._seen = f"{charts} chart(s), {tables} table(s), script {'finished' if finished else 'running'}"
+            complete = charts >= self.link.charts if self.link.charts else tables > 0 and live_caption
+            if complete and finished and not ready.done():
+                ready.set_result(time.monotonic())
+            elif finished and not ready.done():
+                ready.set_result(f"not complete: {self._seen}")
+        return tick
+
+    async def _tick(self, socket: Any, tick: tuple[str, float] | None) -> None:
+        """Answer the page's fragment ticks as a browser does, reading what each sends back."""
+        while not self._closing.is_set():
+            if tick is None:
+                await self._closing.wait()
+                return
+            try:
+                await asyncio.wait_for(self._closing.wait(), tick[1])
+                return
+            except asyncio.TimeoutError:
+                await socket.send(self._rerun(tick[0]))
+            await self._drain(socket)
+
+    async def _drain(self, socket: Any) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        while True:
+            message = ForwardMsg.FromString(await socket.recv())
+            if message.WhichOneof("type") == "script_finished":
+                return
+
+    async def close(self) -> None:
+        self._closing.set()
+        if hasattr(self, "_task"):
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _get(url: str) -> None:
+    """One of the page's requests, answered as the browser's was (a 404 included: the browser
+    asked for it too, and the server did the work of answering)."""
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        error.read()
+
+
 async def new_pages(browser: Browser, count: int) -> list[Page]:
     """`count` blank pages, each in a browser context of its own (its own cookies and cache)."""
     contexts = [await browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(count)]
@@ -389,43 +599,84 @@ async def _close(pages: Sequence[Page]) -> None:
     await asyncio.gather(*(page.context.close() for page in pages), return_exceptions=True)
 
 
+async def _teacher(browser: Browser, base: str, link: Link, timeout: float) -> list[str]:
+    """The teacher's page: opens the link once on the fresh server (imports, first reads, cold
+    caches) and returns the same-origin HTTP requests it made, for the protocol viewers."""
+    pages = await new_pages(browser, 1)
+    requests: list[str] = []
+    pages[0].on(
+        "request",
+        lambda request: (
+            requests.append(request.url)
+            if request.url.startswith(base) and request.resource_type != "websocket"
+            else None
+        ),
+    )
+    try:
+        first = await load(pages, base, link, timeout)
+    finally:
+        await _close(pages)
+    if isinstance(first[0], str):
+        raise RuntimeError(f"{link.name}: the first page did not complete within {timeout:g} s: {first[0]}")
+    return list(dict.fromkeys(requests))  # each once, in order (a browser's cache would not ask twice)
+
+
+async def _open_viewers(
+    browser: Browser, client: str, base: str, link: Link, assets: list[str], viewers: int, timeout: float
+) -> tuple[list[float | str], Any]:
+    """`viewers` open the link at once; returns their times and what closes them."""
+    if client == "browser":
+        pages = await new_pages(browser, viewers)
+        return await load(pages, base, link, timeout), lambda: _close(pages)
+    sessions = [ProtocolViewer(base, link, assets) for _ in range(viewers)]
+    began = time.monotonic()
+    done = await asyncio.gather(*(viewer.open(began + timeout) for viewer in sessions))
+
+    async def close() -> None:
+        await asyncio.gather(*(viewer.close() for viewer in sessions))
+
+    return [at if isinstance(at, str) else at - began for at in done], close
+
+
 async def measure(
-    browser: Browser, url: str, folder: Path, link: Link, viewers: int, idle_seconds: float, timeout: float
+    browser: Browser,
+    url: str,
+    folder: Path,
+    link: Link,
+    viewers: int,
+    idle_seconds: float,
+    timeout: float,
+    client: str = "browser",
+    front: str = "none",
 ) -> Measurement:
-    """One link, `viewers` pages at once, on a fresh server warmed by one page of the link."""
-    server = Dashboard(url, folder)
+    """One link, `viewers` at once, on a fresh server warmed by the teacher's page of the link."""
+    server = Served(url, folder, front)
     try:
         before = server.cpu()
-        teacher = await new_pages(browser, 1)
-        try:
-            first = await load(teacher, server.base, link, timeout)
-        finally:
-            await _close(teacher)
-        if isinstance(first[0], str):
-            raise RuntimeError(f"{link.name}: the first page did not complete within {timeout:g} s: {first[0]}")
+        assets = await _teacher(browser, server.base, link, timeout)
         await asyncio.sleep(SETTLE_SECONDS)  # let the closed session's last tick end
         cold = server.cpu() - before
-        pages = await new_pages(browser, viewers)
+        before, client_before = server.cpu(), server.client_cpu()
+        times, close = await _open_viewers(browser, client, server.base, link, assets, viewers, timeout)
         try:
-            before, client_before = server.cpu(), server.client_cpu()
-            times = await load(pages, server.base, link, timeout)
-            loaded, client = server.cpu() - before, server.client_cpu() - client_before
+            loaded, client_cpu = server.cpu() - before, server.client_cpu() - client_before
             await asyncio.sleep(SETTLE_SECONDS)
             idle_from = server.cpu()
             await asyncio.sleep(idle_seconds)
             idle = server.cpu() - idle_from
         finally:
-            await _close(pages)
+            await close()
     finally:
         server.stop()
     complete = [seconds for seconds in times if not isinstance(seconds, str)]
     return Measurement(
         link=link.name,
+        client=client if front == "none" else f"{client} via {front}",
         viewers=viewers,
         cold_cpu=cold,
         load_cpu=loaded,
         cpu_per_viewer=loaded / viewers,
-        client_cpu_per_viewer=client / viewers,
+        client_cpu_per_viewer=client_cpu / viewers,
         completed=len(complete),
         last_complete_s=max(complete) if len(complete) == viewers else None,
         median_complete_s=statistics.median(complete) if complete else None,
@@ -435,7 +686,15 @@ async def measure(
 
 
 async def _run_all(
-    url: str, folder: Path, links: list[Link], viewers: list[int], idle_seconds: float, timeout: float, chromium: Path
+    url: str,
+    folder: Path,
+    links: list[Link],
+    clients: Sequence[str],
+    viewers: list[int],
+    idle_seconds: float,
+    timeout: float,
+    chromium: Path,
+    front: str,
 ) -> list[Measurement]:
     from playwright.async_api import async_playwright
 
@@ -444,9 +703,12 @@ async def _run_all(
         browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             for link in links:
-                for count in viewers:
-                    print(f"{link.name}: {count} viewer(s) ...", file=sys.stderr, flush=True)
-                    results.append(await measure(browser, url, folder, link, count, idle_seconds, timeout))
+                for client in clients:
+                    for count in viewers:
+                        print(f"{link.name}, {client}: {count} viewer(s) ...", file=sys.stderr, flush=True)
+                        results.append(
+                            await measure(browser, url, folder, link, count, idle_seconds, timeout, client, front)
+                        )
         finally:
             await browser.close()
     return results
@@ -455,28 +717,38 @@ async def _run_all(
 def run_benchmark(
     viewers: Sequence[int] = DEFAULT_VIEWERS,
     links: Sequence[str] = LINKS,
+    clients: Sequence[str] = CLIENTS,
     idle_seconds: float = 10.0,
     timeout: float = 120.0,
     group_runs: int = GROUP_RUNS,
     group_points: int = GROUP_POINTS,
     chromium: Path = CHROMIUM,
+    front: str = "none",
 ) -> list[Measurement]:
     """Seed a fresh store, measure every link with every N (N = 1 added as the marginal's
     baseline), and return the measurements, link by link in order of N."""
     unknown = set(links) - set(LINKS)
     if unknown:
         raise ValueError(f"unknown links {sorted(unknown)}; choose from {', '.join(LINKS)}")
+    if front not in FRONTS:
+        raise ValueError(f"--front takes {' or '.join(FRONTS)}; got {front!r}")
+    if front == "nginx" and not NGINX.exists():
+        raise ValueError(f"--front nginx needs {NGINX} (apt-get install -y nginx-light)")
+    if not clients or set(clients) - set(CLIENTS):
+        raise ValueError(f"--clients takes {' and/or '.join(CLIENTS)}, comma-separated; got {','.join(clients)!r}")
     if any(count < 1 for count in viewers):
         raise ValueError("every N of --viewers must be at least 1")
     counts = sorted({1, *viewers})
     with tempfile.TemporaryDirectory(prefix="unroll-viewers-") as folder:
         url = f"sqlite:///{Path(folder) / 'unroll.db'}"
         chosen = [link for link in seed_store(url, group_runs, group_points) if link.name in links]
-        results = asyncio.run(_run_all(url, Path(folder), chosen, counts, idle_seconds, timeout, chromium))
-    baseline = {row.link: row.load_cpu for row in results if row.viewers == 1}
+        results = asyncio.run(
+            _run_all(url, Path(folder), chosen, clients, counts, idle_seconds, timeout, chromium, front)
+        )
+    baseline = {(row.link, row.client): row.load_cpu for row in results if row.viewers == 1}
     for row in results:
         if row.viewers > 1:
-            row.marginal_cpu = (row.load_cpu - baseline[row.link]) / (row.viewers - 1)
+            row.marginal_cpu = (row.load_cpu - baseline[row.link, row.client]) / (row.viewers - 1)
     return results
 
 
@@ -491,6 +763,7 @@ def table(results: Sequence[Measurement]) -> str:
     """The measurements as a plain-text table."""
     header = (
         "link",
+        "viewers",
         "N",
         "cold open CPU s",
         "CPU s/viewer",
@@ -498,11 +771,12 @@ def table(results: Sequence[Measurement]) -> str:
         "s to last viewer complete",
         "complete",
         "idle CPU s/viewer/s",
-        "browser CPU s/viewer",
+        "client CPU s/viewer",
     )
     rows = [
         (
             row.link,
+            row.client,
             str(row.viewers),
             _number(row.cold_cpu, 2),
             _number(row.cpu_per_viewer),
@@ -526,7 +800,7 @@ def verdicts(results: Sequence[Measurement]) -> list[str]:
         if target is not None and row.marginal_cpu is not None:
             verdict = "met" if row.marginal_cpu <= target else "MISSED"
             lines.append(
-                f"{row.link}, N={row.viewers}: {row.marginal_cpu:.3f} s CPU per additional viewer "
+                f"{row.link}, {row.client}, N={row.viewers}: {row.marginal_cpu:.3f} s CPU per additional viewer "
                 f"(target <= {target:g} s): {verdict}"
             )
     for row in results:
@@ -534,7 +808,8 @@ def verdicts(results: Sequence[Measurement]) -> list[str]:
         verdict = "met" if last is not None and last <= COMPLETE_WITHIN else "MISSED"
         shown = f"{last:.1f} s" if last is not None else f"only {row.completed} complete"
         lines.append(
-            f"{row.link}, N={row.viewers}: all viewers complete in {shown} (target <= {COMPLETE_WITHIN:g} s): {verdict}"
+            f"{row.link}, {row.client}, N={row.viewers}: all viewers complete in {shown} "
+            f"(target <= {COMPLETE_WITHIN:g} s): {verdict}"
         )
     return lines
 
@@ -550,6 +825,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="how many browsers open each link at once (given without values: 1 10 30)",
     )
     parser.add_argument("--links", default=",".join(LINKS), help=f"comma-separated, of {', '.join(LINKS)}")
+    parser.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help="browser (real Chromium pages on this machine), protocol (Streamlit's protocol, no rendering), or both",
+    )
+    parser.add_argument(
+        "--front",
+        choices=FRONTS,
+        default="none",
+        help="nginx: viewers reach the dashboard through nginx with deploy/nginx.conf (its CPU counted too)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the measurements as JSON")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="how long the open pages are measured idle")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a page may take to complete")
@@ -564,10 +850,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_benchmark(
             args.viewers or DEFAULT_VIEWERS,
             links,
+            [name.strip() for name in args.clients.split(",") if name.strip()],
             args.idle_seconds,
             args.timeout,
             args.group_runs,
             args.group_points,
+            front=args.front,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -576,7 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(verdicts(results)))
     for row in results:
         for problem, count in Counter(row.problems).items():
-            print(f"{row.link}, N={row.viewers}: {count} page(s) did not complete: {problem}")
+            print(f"{row.link}, {row.client}, N={row.viewers}: {count} viewer(s) did not complete: {problem}")
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -3,21 +3,32 @@ the figures and the summary tables. The page draws them; the benchmark times the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard import charts, tables
+from dashboard import charts, reproduce, tables
 from dashboard.queries import RunInfo
 from db.run_config import RunConfig
+from db.summary import RunSummary
 
 GROUP_FIELDS = tuple(field for field in RunConfig.model_fields if field != "name")
 METRICS = ("accuracy", "test_accuracy", "loss", "test_mse")
 # The default view draws every metric against the chosen x, so the x switch visibly changes the
 # charts and series runs (no accuracy) get a full view; E1's three plots are one click away.
-VIEWS = {"metrics": "every metric vs the x axis", "e1": "E1: three plots"}
+VIEWS = {"metrics": "every metric vs the x axis", "e1": "E1: three plots", "e2": "E2: cost vs sequence length"}
 DEFAULT_VIEW = "metrics"
+# SPEC E2's charts: (key, summary figure, y label, title), each against the sequence length.
+E2_CHARTS = (
+    ("trace_by_length", "trace_seconds", "trace time (s)", "Trace time (graph build, first step) vs sequence length"),
+    ("memory_by_length", "memory_growth_mb", "memory growth (MiB)", "Memory growth during the run vs sequence length"),
+    ("step_ms_by_length", "median_step_ms", "ms per step (median)", "Milliseconds per step vs sequence length"),
+)
+SEQUENCE_AXIS = "sequence length (time steps)"
+MNIST_ROWS = 28  # an MNIST image is read as 28 time steps (rows); only series windows vary
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,63 @@ def _e1_charts(runs, x: str) -> list[Chart]:
     ]
 
 
+def sequence_length(config: Mapping[str, Any]) -> int | None:
+    """The time steps a run unrolled over: a series run's window (n_steps), MNIST's 28 rows."""
+    if config.get("task") == "series":
+        length = config.get("n_steps")
+        return length if isinstance(length, int) and not isinstance(length, bool) else None
+    return MNIST_ROWS
+
+
+def _e2_line_fields(runs, group: str) -> list[str]:
+    """The config fields that tell E2's lines apart: the field the page groups by, else every field
+    the runs differ in but the sequence length (the x axis) and the seed (repeats share a line):
+    "mode" for E2's own runs, "cell" and "mode" for a grid of both; "mode" when nothing differs."""
+    if group and group != "n_steps":
+        return [group]
+    differing = [
+        field
+        for field in GROUP_FIELDS
+        if field not in ("n_steps", "seed") and len({repr(run.config.get(field)) for run in runs}) > 1
+    ]
+    return differing or ["mode"]
+
+
+def e2_table(runs, points, group: str = "") -> pd.DataFrame:
+    """One row per run: its line, sequence length (x) and E2's figures from its summary. Ms per step
+    comes from the curve when the summary lacks it (a running run), as in the summary table."""
+    fields, rows = _e2_line_fields(runs, group), []
+    for run in runs:
+        figures = RunSummary.from_stored(run.summary)
+        step_ms = figures.median_step_ms
+        rows.append(
+            {
+                "run": run.label,
+                "line": " ".join(f"{field}={charts.group_value(run.config, field)}" for field in fields),
+                "x": sequence_length(run.config),
+                "trace_seconds": figures.trace_seconds,
+                "memory_growth_mb": figures.memory_growth_mb,
+                "median_step_ms": step_ms if step_ms is not None else tables.median_step_ms(points, run.id),
+            }
+        )
+    columns = ["run", "line", "x", *(figure for _, figure, _, _ in E2_CHARTS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _e2_figures(runs, points, state: dict) -> list[tuple[str, go.Figure]]:
+    """SPEC E2's charts: trace time, memory growth and ms per step against the sequence length, a
+    point per run and a line per mode, so what static unrolling costs shows as growth with T. A
+    chart none of the runs has a figure for (all still queued, say) is left out. Smoothing and log
+    do not apply (no curves); the band setting spans seed repeats."""
+    table = e2_table(runs, points, state.get("group", ""))
+    found = []
+    for key, figure, label, title in E2_CHARTS:
+        rows = table[["run", "line", "x", figure]].rename(columns={figure: "y"}).dropna(subset=["x", "y"])
+        if len(rows):
+            found.append((key, charts.by_value_figure(rows, title, SEQUENCE_AXIS, label, state.get("band", "minmax"))))
+    return found
+
+
 def _figure(points, chart: Chart, state: dict):
     """The chart's figure, or None when none of its runs has points for it. Smoothing applies to
     metrics, not to step counts; log y only to losses and errors."""
@@ -115,7 +183,9 @@ def _figure(points, chart: Chart, state: dict):
 
 def build_figures(runs: list[RunInfo], points, state: dict) -> list[tuple[str, go.Figure]]:
     """(key, figure) pairs of the view state["view"] (VIEWS; DEFAULT_VIEW when absent), leaving
-    out charts none of the runs has points for."""
+    out charts none of the runs has points (or, in E2's view, summary figures) for."""
+    if state.get("view", DEFAULT_VIEW) == "e2":
+        return _e2_figures(runs, points, state)
     if not len(points):
         return []
     if state.get("view", DEFAULT_VIEW) == "e1":
@@ -149,13 +219,17 @@ class Comparison:
     per_group: pd.DataFrame | None
     sentences: tuple[str, ...]
     diff: pd.DataFrame
+    # When the runs are one preset's group: the write-up's figure next to today's (see dashboard.reproduce).
+    reproduction: tuple[str, ...] = ()
 
 
 def compare(runs: list[RunInfo], points: pd.DataFrame, state: dict) -> Comparison:
-    """The figures, the summary tables with their speed sentences, and the config diff."""
+    """The figures, the summary tables with their verdicts (speed and test accuracy against the
+    baseline, each with its 95% interval), the write-up's figure for a preset's group, and the config diff."""
     per_run, per_group = summaries(runs, points, state)
     label_column, table = ("group", per_group) if per_group is not None else ("run", per_run)
-    sentences = tables.speed_sentences(table, label_column, state["baseline"] or None)
+    group_field = state["group"] if per_group is not None else None
+    sentences = reproduce.sentences(runs, points, list(table[label_column]), group_field, state["baseline"] or None)
     return Comparison(
         tuple(runs),
         points,
@@ -164,4 +238,5 @@ def compare(runs: list[RunInfo], points: pd.DataFrame, state: dict) -> Compariso
         per_group,
         tuple(sentences),
         tables.config_diff(runs),
+        reproduce.against_write_up(runs, points),
     )

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, literal, null, or_, select
 from sqlalchemy.orm import Session
 
 from db import queue
-from db.models import Run, RunStatus, utcnow
-from db.run_config import Cell, Mode, Task
+from db.models import Run, RunStatus, UTCDateTime, utcnow
+from db.run_config import Cell, Mode, RunConfig, Task, field_type
 from db.summary import StoredSummary
 
 POINT_COLUMNS = ["run_id", "metric", "step", "seconds", "wall", "value"]
@@ -38,6 +38,9 @@ class RunInfo:
     attempts: int
     rerun_of: int | None = None
     log_tail: str | None = None
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    starred: bool = False
 
     @property
     def label(self) -> str:
@@ -60,6 +63,9 @@ class RunInfo:
             run.attempts,
             run.rerun_of,
             run.log_tail,
+            tuple(run.tag_list),
+            run.notes,
+            bool(run.starred),
         )
 
 
@@ -82,7 +88,9 @@ def _row(run: Run) -> dict[str, Any]:
     age = queue.run_age(run)
     return {
         "id": run.id,
+        "starred": bool(run.starred),
         "name": run.name,
+        "tags": run.tag_list,
         "group": run.group_name,
         "status": run.status.value,
         "task": config.get("task"),
@@ -102,26 +110,148 @@ def _row(run: Run) -> dict[str, Any]:
     }
 
 
-# Filterable columns: the runs' own columns, and config fields read from the stored JSON.
-FILTER_COLUMNS = {"status": Run.status, "group": Run.group_name}
-CONFIG_FILTERS = ("task", "cell", "mode")
+class Range(NamedTuple):
+    """low..high, both ends included: a numeric config filter such as learning_rate 0.001..0.01."""
+
+    low: float
+    high: float
 
 
-def _filter_clauses(filters: Mapping[str, Sequence[Any]]) -> list[Any]:
-    """SQL conditions for {column: chosen values} (an empty choice keeps every run)."""
+# What the Runs page filters on (all in SQL): the runs' own columns; every config field but the
+# name (which the search covers), read from the stored JSON; tags, the star, a text search over
+# name, group, tags and notes, and the data source a finished run reports.
+RUN_FILTERS = {"status": Run.status, "group": Run.group_name}
+CONFIG_FILTERS = tuple(name for name in RunConfig.model_fields if name != "name")
+# Cheapest first: SQLite tests a scan's conditions in the order given, so plain columns rule most
+# runs out before any JSON is parsed (the summary, which may hold series plots, last).
+FILTERS = (*RUN_FILTERS, "starred", "tag", "q", *CONFIG_FILTERS, "source")
+
+
+def _config_value(field: str) -> Any:
+    """A config field as an SQL value of its schema type (json_extract on SQLite, ->> and a cast on
+    PostgreSQL), so 32 matches 32 and 0.01 matches 0.01 on both."""
+    kind, _optional = field_type(field)
+    item = Run.config[field]
+    if kind is bool:
+        return item.as_boolean()
+    if kind is int:
+        return item.as_integer()
+    if kind is float:
+        return item.as_float()
+    return item.as_string()
+
+
+def _config_clause(field: str, values: Sequence[Any]) -> Any:
+    """Runs whose field is any of `values`: exact values, Range(low, high), or None for "not set";
+    a free-text field (data_path) matches by substring."""
+    value = _config_value(field)
+    if field_type(field)[0] is str:
+        return or_(*(value.icontains(str(text), autoescape=True) for text in values))
+    exact = [item for item in values if item is not None and not isinstance(item, Range)]
+    parts = [value.in_(exact)] if exact else []
+    parts += [value.between(item.low, item.high) for item in values if isinstance(item, Range)]
+    parts += [value.is_(None)] if any(item is None for item in values) else []
+    return or_(*parts)
+
+
+def _tagged(tags: Sequence[str]) -> Any:
+    """Runs carrying any of the tags (stored space-separated: padded, one LIKE finds a whole tag)."""
+    padded = literal(" ") + Run.tags + literal(" ")
+    return or_(*(padded.contains(f" {tag} ", autoescape=True) for tag in tags))
+
+
+def _search(text: str) -> Any:
+    """Every word must appear (any case) in the name, group, tags or notes; a word like 12 or #12
+    also finds run 12."""
     clauses = []
-    for column, values in filters.items():
-        if not values:
+    for word in text.split():
+        fields = [column.icontains(word, autoescape=True) for column in (Run.name, Run.group_name, Run.tags, Run.notes)]
+        number = word.removeprefix("#")
+        if number.isascii() and number.isdigit() and len(number) < 19:
+            fields.append(Run.id == int(number))
+        clauses.append(or_(*fields))
+    return and_(*clauses)
+
+
+def _filter_clauses(filters: Mapping[str, Any]) -> list[Any]:
+    """SQL conditions for the filters (see FILTERS): lists of wanted values, where any one matches
+    (an empty list keeps every run); `starred` True keeps starred runs; `q` and `source` are text."""
+    unknown = [column for column in filters if column not in FILTERS]
+    if unknown:
+        raise ValueError(f"cannot filter on {unknown[0]!r}; filters are {', '.join(FILTERS)}")
+    clauses = []
+    for column in FILTERS:
+        values = filters.get(column)
+        if not values:  # None, False, "" and [] all keep every run
             continue
-        if column in FILTER_COLUMNS:
-            clauses.append(FILTER_COLUMNS[column].in_(list(values)))
-        elif column in CONFIG_FILTERS:
-            clauses.append(Run.config[column].as_string().in_(list(values)))
+        if column in RUN_FILTERS:
+            clauses.append(RUN_FILTERS[column].in_(list(values)))
+        elif column == "tag":
+            clauses.append(_tagged(list(values)))
+        elif column == "starred":
+            clauses.append(Run.starred.is_(True))
+        elif column == "q":
+            clauses.append(_search(str(values)))
+        elif column == "source":
+            clauses.append(Run.summary["data_source"].as_string().icontains(str(values), autoescape=True))
         else:
-            raise ValueError(
-                f"cannot filter on {column!r}; filters are {', '.join([*FILTER_COLUMNS, *CONFIG_FILTERS])}"
-            )
+            clauses.append(_config_clause(column, list(values)))
     return clauses
+
+
+def _elapsed(dialect: str) -> Any:
+    """Seconds since the run started, to its end or now (as the table's "elapsed s")."""
+    end = func.coalesce(Run.finished_at, literal(utcnow(), UTCDateTime()))
+    if dialect == "postgresql":
+        return func.extract("epoch", end - Run.started_at)
+    return (func.julianday(end) - func.julianday(Run.started_at)) * 86400.0
+
+
+def _progress(_dialect: str) -> Any:
+    """The table's progress (see `progress`) in SQL: none without max_steps, else 0..1."""
+    max_steps = Run.config["max_steps"].as_float()
+    return case(
+        (max_steps.is_(None), null()),
+        (Run.status == RunStatus.SUCCEEDED, 1.0),
+        (Run.status == RunStatus.QUEUED, 0.0),
+        else_=func.coalesce(Run.progress_step, 0) / max_steps,
+    )
+
+
+def _column(expression: Any) -> Callable[[str], Any]:
+    return lambda _dialect: expression
+
+
+# Sort keys (URL-friendly) -> the SQL each sorts by; the table's columns first, then config fields.
+SORTS: dict[str, Callable[[str], Any]] = {
+    "id": _column(Run.id),
+    "starred": _column(Run.starred),
+    "name": _column(Run.name),
+    "tags": _column(Run.tags),
+    "status": _column(Run.status),
+    "progress": _progress,
+    "steps": _column(Run.progress_step),
+    "ms_per_step": _column(Run.summary["median_step_ms"].as_float()),
+    "loss": _column(Run.latest["loss"].as_float()),
+    "accuracy": _column(Run.latest["accuracy"].as_float()),
+    "test_accuracy": _column(Run.summary["test_accuracy"].as_float()),
+    "test_mse": _column(Run.summary["test_mse"].as_float()),
+    "group": _column(Run.group_name),
+    "elapsed": _elapsed,
+    "worker": _column(Run.worker_id),
+    "error": _column(Run.error),
+    **{field: _column(_config_value(field)) for field in CONFIG_FILTERS},
+}
+
+
+def _order(session: Session, sort: str, descending: bool) -> list[Any]:
+    """ORDER BY for a sort key; runs without a value come last either way (the id breaks ties)."""
+    if sort not in SORTS:
+        raise ValueError(f"cannot sort by {sort!r}; sorts are {', '.join(SORTS)}")
+    if sort == "id":
+        return [Run.id.desc() if descending else Run.id.asc()]
+    expression = SORTS[sort](session.get_bind().dialect.name)
+    return [(expression.desc() if descending else expression.asc()).nulls_last()]
 
 
 @dataclass(frozen=True)
@@ -131,12 +261,27 @@ class RunPage:
     offset: int
 
 
-def run_page(session: Session, filters: Mapping[str, Sequence[Any]], offset: int = 0, limit: int = 200) -> RunPage:
-    """One page of the Runs table, newest first, filtered in the database (any number of runs)."""
+def run_page(
+    session: Session,
+    filters: Mapping[str, Any],
+    offset: int = 0,
+    limit: int = 200,
+    sort: str = "id",
+    descending: bool = True,
+) -> RunPage:
+    """One page of the Runs table (newest first unless sorted otherwise), filtered and sorted in the
+    database, so any number of runs pages as fast as a few."""
     where = _filter_clauses(filters)
+    order = _order(session, sort, descending)
     total = queue.count_runs(session, where)
     offset = max(0, min(offset, max(0, total - 1) // limit * limit))  # a page past the end shows the last
-    return RunPage([_row(run) for run in queue.list_runs(session, limit, offset, where)], total, offset)
+    return RunPage([_row(run) for run in queue.list_runs(session, limit, offset, where, order)], total, offset)
+
+
+def run_tags(session: Session) -> list[str]:
+    """Every tag some run carries, sorted (one scan of the few distinct tag sets)."""
+    stored = session.scalars(select(Run.tags).where(Run.tags != "").distinct()).all()
+    return sorted({tag for tags in stored for tag in tags.split()})
 
 
 def filter_options(session: Session) -> dict[str, list[Any]]:
@@ -148,6 +293,7 @@ def filter_options(session: Session) -> dict[str, list[Any]]:
         "task": list(get_args(Task)),
         "cell": list(get_args(Cell)),
         "mode": list(get_args(Mode)),
+        "tag": run_tags(session),
     }
 
 

@@ -157,3 +157,9 @@ def to_query(state: Mapping[str, Any]) -> dict[str, str]:
         else:
             query[key] = str(value)
     return query
+
+
+def preset_query(run_ids: Sequence[int], view: str) -> dict[str, str]:
+    """The Compare link's parameters for a preset's runs, opening on the view that answers the
+    preset's question (db.presets.Preset.view); a view this dashboard does not know opens the default."""
+    return to_query({"runs": list(run_ids), "view": view if view in VIEWS else DEFAULT_VIEW})

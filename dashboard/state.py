@@ -194,18 +194,6 @@ def run_choices(token: tuple, include=()) -> list[tuple[int, str]]:
     return _run_choices(current_db_url(), token, tuple(sorted({int(run_id) for run_id in include})))
 
 
-@st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=100)
-def _run_page(url: str, token: tuple, filters: tuple, offset: int, limit: int):
-    with _sessions_for(url)() as session:
-        return queries.run_page(session, dict(filters), offset, limit)
-
-
-def run_page(token: tuple, filters: dict, offset: int, limit: int) -> queries.RunPage:
-    """One page of the Runs table under the filters, with the count of every matching run."""
-    frozen = tuple(sorted((key, tuple(values)) for key, values in filters.items() if values))
-    return _run_page(current_db_url(), token, frozen, offset, limit)
-
-
 @st.cache_data(ttl=SAFETY_TTL, show_spinner=False, max_entries=20)
 def _filter_options(url: str, token: tuple) -> dict[str, list]:
     with _sessions_for(url)() as session:

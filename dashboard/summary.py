@@ -107,6 +107,8 @@ FIGURES: dict[str, tuple[str, Callable[[Any], str]]] = {
     "memory_growth_mb": ("memory growth during the run", _mebibytes),
     "tensorflow": ("TensorFlow version", str),
     "device": ("device", str),
+    "cpu": ("CPU", str),
+    "cpu_cores": ("CPU cores", _count),
 }
 
 

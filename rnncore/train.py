@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from db.run_config import RunConfig
 from db.summary import SCHEMA_VERSION, RunSummary, StoredSummary
-from rnncore import data
+from rnncore import data, machine
 from rnncore.memory import MemoryWatch
 from rnncore.nn.network import RNNSpec, build_rnn, count_parameters
 
@@ -250,6 +250,8 @@ def summarize(trainer: Trainer, progress: Progress, memory: MemoryWatch, **final
         **memory.figures(),
         tensorflow=tf.__version__,
         device=_device_name(),
+        cpu=machine.cpu_model(),
+        cpu_cores=machine.cpu_cores(),
         **trainer.dataset.describe(),
         **final,
     )

@@ -12,6 +12,13 @@ from dashboard.state import comparison_for, follow_changes, run_choices, run_inf
 from dashboard.ui import md_escape, series_figures
 
 KEYS = {name: f"cmp_{name}" for name in sharing.DEFAULTS}
+VERDICT_NOTE = (
+    "Speed: the baseline's median ms per step over the row's, from each run's step clock, with a 95% "
+    "bootstrap interval over seed repeats and over the steps within each run (1,000 resamples, seeded: the "
+    "same runs give the same interval). It can differ slightly from the table's 'speed vs baseline', which "
+    "uses the medians the runs stored. Test accuracy: the mean over runs, its interval over seed repeats. "
+    "An interval that includes no difference means this machine cannot tell the two apart."
+)
 
 
 def missing_runs(run_ids, runs) -> list[str]:
@@ -67,7 +74,9 @@ def settings_widgets(runs) -> None:
         key=KEYS["view"],
         format_func=VIEWS.get,
         horizontal=True,
-        help="E1's plots: steps over time, accuracy over time and accuracy by step.",
+        help="E1's plots: steps over time, accuracy over time and accuracy by step. E2's: trace time, "
+        "memory growth and ms per step against the sequence length, a point per run and a line per mode "
+        "(the x axis, smoothing and log y do not apply there).",
     )
     axes[1].radio(
         "x axis",
@@ -130,10 +139,15 @@ def draw_charts(figures) -> None:
 
 
 def draw_summary(view: Comparison, state: dict) -> None:
-    """The summary tables with their speed sentences, and the config diff."""
+    """The write-up's figure beside today's (a preset's group), the verdicts against the baseline,
+    the summary tables and the config diff."""
     st.header("Summary")
+    for line in view.reproduction:
+        st.info(md_escape(line))
     for sentence in view.sentences:
         st.markdown("- " + md_escape(sentence))
+    if view.sentences or view.reproduction:
+        st.caption(VERDICT_NOTE)
     if view.per_group is not None:
         st.subheader("Per group")
         st.dataframe(tables.highlight_best(view.per_group), hide_index=True, key="summary_groups", placeholder="")
@@ -152,19 +166,19 @@ def draw_summary(view: Comparison, state: dict) -> None:
         st.dataframe(view.diff, key="config_diff")
 
 
-def draw_exports(view: Comparison) -> None:
-    """Every point as CSV, and the page's own figures and tables as a standalone HTML report."""
-    report_tables = [("Per group", view.per_group, False)] if view.per_group is not None else []
-    report_tables += [("Per run", view.per_run, False), ("Config differences", view.diff, True)]
+def draw_exports(view: Comparison, state: dict) -> None:
+    """Every point with the runs' configs, a standalone HTML report of the page, and the summary as a
+    Markdown table to copy. Each export says what the runs were and how the page showed them."""
     st.header("Export")
     exports = st.container(horizontal=True)
     exports.download_button(
-        "Points (CSV)",
-        lambda: export.points_csv(view.points, view.runs),
-        file_name="unroll-points.csv",
-        mime="text/csv",
-        key="export_csv",
+        "Points and configs (ZIP)",
+        lambda: export.points_zip(view.points, view.runs),
+        file_name="unroll-points.zip",
+        mime="application/zip",
+        key="export_zip",
         on_click="ignore",
+        help=export.ZIP_HELP,
     )
     exports.download_button(
         "Report (HTML)",
@@ -172,10 +186,27 @@ def draw_exports(view: Comparison) -> None:
         file_name="unroll-report.html",
         mime="text/html",
         on_click="ignore",
-        data=lambda: export.html_report(
-            "Unroll comparison", [figure for _, figure in view.figures], report_tables, list(view.sentences)
-        ),
+        data=lambda: export.comparison_report(view, state),
+        help="The charts and tables of this page in one file that opens without a server, with the view "
+        "settings, each run's data, machine (CPU, cores, TensorFlow) and full config.",
     )
+    st.subheader("Copy as table")
+    markdown_table(export.summary_markdown(view))
+
+
+@st.fragment
+def markdown_table(text: str) -> None:
+    """The summary as Markdown, drawn only when asked for: a code block makes the browser load and
+    start its syntax highlighter, about a second of its main thread on a 2-core machine that every
+    view of the page paid before its charts were drawn (python -m dashboard.bench --browser). A
+    fragment, so showing it reruns only this."""
+    shown = st.toggle(
+        "Show the summary as Markdown",
+        key="export_markdown",
+        help="For an issue or a paper's draft: the button at the code block's corner copies it.",
+    )
+    if shown:
+        st.code(text, language="markdown")
 
 
 def draw(view: Comparison, state: dict) -> None:
@@ -186,7 +217,7 @@ def draw(view: Comparison, state: dict) -> None:
         st.header("Series: test instance and generative rollout")
     for run in view.runs:
         series_figures(run, "series")
-    draw_exports(view)
+    draw_exports(view, state)
 
 
 st.title("Compare")

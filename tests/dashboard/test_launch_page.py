@@ -1,6 +1,7 @@
 """The Launch page through Streamlit's AppTest, on a real SQLite file."""
 
 import time
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import select
@@ -212,3 +213,41 @@ def test_a_preset_queues_its_runs_as_a_group(app_factory, open_page):
     assert [run.name for run in runs] == ["E1 lstm static", "E1 lstm dynamic"]
     assert len({run.group_name for run in runs}) == 1
     assert runs[0].group_name.startswith(preset.name)
+
+
+def test_a_preset_with_3_repeats_queues_every_config_with_seeds_1_to_3_in_one_group(app_factory, open_page):
+    at = open_page("launch")
+    preset = PRESETS["e3-lstm-vs-sru"]
+    assert at.button(key=f"preset_{preset.name}").proto.label == "Queue 2 runs"
+    at.checkbox(key=f"preset_repeats_{preset.name}").check().run()
+    assert at.button(key=f"preset_{preset.name}").proto.label == "Queue 6 runs"
+    at.button(key=f"preset_{preset.name}").click().run()
+    assert not at.exception
+    assert "Queued 6 runs" in at.success[0].value
+    runs = stored_runs(app_factory)
+    assert sorted((run.config["cell"], run.config["seed"]) for run in runs) == [
+        (cell, seed) for cell in ("lstm", "sru") for seed in (1, 2, 3)
+    ]
+    assert [run.name for run in runs[:2]] == ["E3 lstm 2x128 seed=1", "E3 sru 2x128 seed=1"]
+    [group] = {run.group_name for run in runs}
+    assert group.startswith(preset.name)
+
+
+def test_a_preset_launch_links_to_compare_on_the_view_that_answers_it(app_factory, open_page):
+    at = open_page("launch")
+    preset = PRESETS["e2-unrolling-cost"]
+    at.button(key=f"preset_{preset.name}").click().run()
+    assert not at.exception
+    ids = ",".join(str(run.id) for run in stored_runs(app_factory))
+    [link] = at.get("page_link")
+    assert link.proto.label == "Compare them as they train"
+    assert link.proto.page.endswith("compare")
+    assert parse_qs(link.proto.query_string) == {"runs": [ids], "view": ["e2"]}
+
+
+def test_a_single_run_launch_draws_no_compare_link(app_factory, open_page):
+    at = open_page("launch")
+    at.button(key="queue_runs").click().run()
+    assert not at.exception
+    assert at.success
+    assert not at.get("page_link")

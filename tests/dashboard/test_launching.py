@@ -7,6 +7,7 @@ import pytest
 from dashboard import launching, sharing
 from dashboard.settings import Settings
 from db import queue
+from db.presets import PRESETS, repeated
 from db.run_config import ConfigError
 
 BASE = {"name": "g", "task": "mnist", "cell": "lstm", "max_steps": 10, "seed": 5}
@@ -23,6 +24,18 @@ def test_a_grid_is_the_product_of_the_chosen_values_times_the_seed_repeats():
     assert {config["seed"] for config in configs} == {5, 6}
     assert len({config["name"] for config in configs}) == len(configs)
     assert launching.grid_configs(BASE, {}, 1) == [BASE]
+
+
+def test_a_preset_with_repeats_runs_each_config_with_seeds_1_to_3_interleaved():
+    configs = PRESETS["e1-static-vs-dynamic"].configs
+    assert repeated(configs) == [dict(config) for config in configs]  # once, as the preset has it
+    seeded = repeated(configs, 3)
+    assert [(config["name"], config["seed"]) for config in seeded] == [
+        (f"E1 lstm {mode} seed={seed}", seed) for seed in (1, 2, 3) for mode in ("static", "dynamic")
+    ]
+    apart = lambda config: {key: value for key, value in config.items() if key not in ("name", "seed")}
+    assert [apart(config) for config in seeded] == [apart(config) for config in configs] * 3
+    assert launching.validate_all(seeded)[1] == {}
 
 
 def test_a_grid_is_counted_by_multiplication():

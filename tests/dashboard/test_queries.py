@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from dashboard import queries
 from db import queue
 
@@ -76,3 +78,58 @@ def test_the_wall_clock_is_when_each_point_was_recorded(factory):
         [run] = queries.run_infos(session, [run_id])
         points = queries.points_frame(session, run.id, run.started_at)
     assert list(points["wall"]) == [1_000_030.0, 1_000_045.5]
+
+
+def test_runs_are_found_by_config_fields_tags_star_text_and_source_and_sorted_by_any_column(factory):
+    with factory.begin() as session:
+        small, large, series = queue.enqueue_many(
+            session,
+            [
+                {"name": "small gru", "max_steps": 10, "cell": "gru", "hidden_units": 32, "bidirectional": True},
+                {"name": "large_lstm", "max_steps": 10, "hidden_units": 256, "learning_rate": 0.001, "clip_norm": 1.0},
+                {"name": "series", "task": "series", "epochs": 1, "learning_rate": 0.005, "hidden_units": 64},
+            ],
+            group="sweep, 1",
+        )
+        queue.annotate(session, small, tags=["baseline", "e1"], notes="The Reference run", starred=True)
+        queue.annotate(session, large, tags=["base_line"])  # "_" is no wildcard: only this run has it
+        queue.claim(session, large, "w")
+        queue.append_metrics(session, large, "w", [queue.Point("loss", 5, 0.5, 0.25)])
+        queue.finish(session, large, "w", {"test_accuracy": 0.9, "median_step_ms": 3.0, "data_source": "npz:/d/m.npz"})
+    Range = queries.Range
+    with factory() as session:
+
+        def found(filters, sort="id", descending=True):
+            return [row["id"] for row in queries.run_page(session, filters, sort=sort, descending=descending).rows]
+
+        assert found({"hidden_units": [32, 256]}) == [large, small]
+        assert found({"hidden_units": [Range(100, 1000)]}) == [large]
+        assert found({"learning_rate": [0.001, 0.005]}) == [series, large]
+        assert found({"learning_rate": [Range(0.004, 0.02)]}) == [series, small]
+        assert found({"clip_norm": [None]}) == [series, small]  # "not set"
+        assert found({"bidirectional": [True]}) == [small]
+        assert found({"task": ["series"], "cell": ["lstm"]}) == [series]
+        assert found({"tag": ["baseline"]}) == [small]
+        assert found({"tag": ["base_line", "e1"]}) == [large, small]  # any of the tags
+        assert found({"starred": True}) == [small]
+        assert found({"q": "reference"}) == [small]  # notes, any case
+        assert found({"q": "LSTM sweep"}) == [large]  # every word, in the name or the group
+        assert found({"q": f"#{series}"}) == [series]
+        assert found({"q": "100%"}) == []  # LIKE's wildcards are escaped
+        assert found({"source": "M.NPZ"}) == [large]
+        assert found({"group": ["sweep, 1"], "status": ["queued"]}) == [series, small]
+        assert found({}, sort="test_accuracy") == [large, series, small]  # runs without a value come last
+        assert found({}, sort="test_accuracy", descending=False) == [large, series, small]
+        assert found({}, sort="hidden_units", descending=False) == [small, series, large]
+        assert found({}, sort="name", descending=False) == [large, series, small]
+        assert found({}, sort="starred") == [small, series, large]
+        assert found({}, sort="progress") == [large, small, series]  # series has no max_steps
+        assert found({}, sort="elapsed") == [large, series, small]
+        assert found({}, sort="id", descending=False) == [small, large, series]
+        assert queries.filter_options(session)["tag"] == ["base_line", "baseline", "e1"]
+        [row] = queries.run_page(session, {"tag": ["baseline"]}).rows
+    assert (row["name"], row["tags"], row["starred"]) == ("small gru", ["baseline", "e1"], True)
+    with factory() as session, pytest.raises(ValueError, match="cannot filter on 'colour'"):
+        queries.run_page(session, {"colour": ["red"]})
+    with factory() as session, pytest.raises(ValueError, match="cannot sort by 'colour'"):
+        queries.run_page(session, {}, sort="colour")

@@ -260,3 +260,111 @@ def test_changes_made_elsewhere_show_on_the_next_tick(app_factory, open_page):
     at.run()
     assert not at.exception
     assert "does not exist" in at.warning[0].value
+
+
+# --- name, tags, notes, star --------------------------------------------------------------
+
+
+def annotation_of(factory, run_id):
+    with factory() as session:
+        run = session.get(Run, run_id)
+        return run.name, run.tag_list, run.notes, run.starred
+
+
+def fill(at, name=None, tags=None, notes=None, starred=None):
+    """Type into the annotation form (its values are sent with Save, as in a browser)."""
+    for key, value in (("annotate_name", name), ("annotate_tags", tags)):
+        if value is not None:
+            at.text_input(key=key).set_value(value)
+    if notes is not None:
+        at.text_area(key="annotate_notes").set_value(notes)
+    if starred is not None:
+        at.checkbox(key="annotate_starred").set_value(starred)
+    at.button(key="annotate_save").click().run()
+
+
+def test_the_form_renames_tags_notes_and_stars_a_run_and_the_page_shows_it_as_text(app_factory, open_page, seed, shown):
+    run_id = seed("first name")
+    with app_factory() as session:
+        config, summary = session.get(Run, run_id).config, session.get(Run, run_id).summary
+    at = open_page("run", {"run": str(run_id)})
+    assert at.text_input(key="annotate_name").value == "first name"
+    fill(at, name="<b>LSTM</b> *base*", tags="Baseline, e1", notes="# not a heading\nsecond line", starred=True)
+    assert not at.exception
+    assert f"Run {run_id}: name, tags, notes and star saved" in shown(at.success[0])
+    assert annotation_of(app_factory, run_id) == (
+        "<b>LSTM</b> *base*",
+        ["baseline", "e1"],
+        "# not a heading\nsecond line",
+        True,
+    )
+    assert shown(at.subheader[0]) == f"★ #{run_id} <b>LSTM</b> *base*"
+    assert "tags: baseline, e1" in texts(at.caption, shown)
+    assert "\\# not a heading  \nsecond line" in [element.value for element in at.markdown]  # escaped, lines kept
+    assert at.text_input(key="annotate_tags").value == "baseline, e1"  # refilled as stored
+    with app_factory() as session:  # metadata only: the run's results are as they were
+        run = session.get(Run, run_id)
+        assert (run.config, run.summary, run.status.value) == (config, summary, "succeeded")
+    fill(at, tags="", notes="", starred=False)
+    assert annotation_of(app_factory, run_id) == ("<b>LSTM</b> *base*", [], None, False)
+
+
+def test_refused_input_names_each_field_and_stores_nothing(app_factory, open_page, seed, shown):
+    run_id = seed("kept")
+    at = open_page("run", {"run": str(run_id)})
+    fill(at, name="   ", tags="good, two words", notes="new notes")
+    assert not at.exception
+    errors = texts(at.error, shown)
+    assert "name: must not be blank" in errors
+    assert "tags: 'two words' is not a tag: use 1 to 32 characters among a-z, 0-9, '-', '_' and '.'" in errors
+    assert annotation_of(app_factory, run_id) == ("kept", [], None, False)
+    assert at.text_input(key="annotate_tags").value == "good, two words"  # what was typed stays, to be fixed
+
+
+def test_a_running_run_can_be_annotated_and_its_worker_still_finishes_it(app_factory, open_page):
+    run_id = running_run(app_factory)
+    at = open_page("run", {"run": str(run_id)})
+    fill(at, tags="live", starred=True)
+    assert annotation_of(app_factory, run_id) == ("training", ["live"], None, True)
+    with app_factory.begin() as session:
+        queue.finish(session, run_id, "w", {"steps": 3})
+    at.run()
+    assert at.metric[0].value == "succeeded"
+    assert at.text_input(key="annotate_tags").value == "live"
+
+
+def test_another_tab_changing_the_annotation_refills_the_form(app_factory, open_page, seed):
+    run_id = seed("before")
+    at = open_page("run", {"run": str(run_id)})
+    with app_factory.begin() as session:
+        queue.annotate(session, run_id, name="after", tags=["elsewhere"])
+    at.run()
+    assert (at.text_input(key="annotate_name").value, at.text_input(key="annotate_tags").value) == (
+        "after",
+        "elsewhere",
+    )
+
+
+def test_read_only_draws_no_form(app_factory, monkeypatch, open_page, seed, shown):
+    run_id = seed("shown only")
+    with app_factory.begin() as session:
+        queue.annotate(session, run_id, tags=["visible"], notes="still shown")
+    monkeypatch.setenv("UNROLL_READONLY", "1")
+    at = open_page("run", {"run": str(run_id)})
+    assert not at.exception
+    assert not [widget for widget in at.text_input if widget.key == "annotate_name"]
+    assert "tags: visible" in texts(at.caption, shown)
+    assert "still shown" in [element.value for element in at.markdown]
+
+
+def test_a_wrong_password_annotates_nothing(app_factory, monkeypatch, open_page, seed, shown):
+    monkeypatch.setenv("UNROLL_LAUNCH_PASSWORD", "secret")
+    run_id = seed("guarded")
+    at = open_page("run", {"run": str(run_id)})
+    at.text_input(key="launch_password").set_value("wrong").run()
+    fill(at, name="hijacked", tags="spam", starred=True)
+    assert "password is missing or wrong" in shown(at.error[0])
+    assert annotation_of(app_factory, run_id) == ("guarded", [], None, False)
+    at.text_input(key="launch_password").set_value("secret").run()
+    fill(at, name="renamed")
+    assert annotation_of(app_factory, run_id) == ("renamed", ["spam"], None, True)  # the boxes kept what was typed

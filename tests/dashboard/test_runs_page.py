@@ -155,3 +155,103 @@ def test_a_database_gone_away_mid_session_is_one_sentence_and_the_next_tick_trie
     at.run()
     assert not at.exception
     assert list(at.dataframe[0].value["name"]) == ["r"]
+
+
+# --- finding runs: filters and sort in the URL -------------------------------------------
+
+
+def annotated_runs(factory, seed):
+    """A starred, tagged baseline (LSTM 64), a GRU and a series run."""
+    baseline = seed("lstm baseline", hidden_units=64, summary={"test_accuracy": 0.95})
+    gru = seed("gru try", cell="gru", group="sweep, 1", summary={"test_accuracy": 0.91})
+    series = seed("series run", task="series")
+    with factory.begin() as session:
+        queue.annotate(session, baseline, tags=["baseline", "e1"], notes="The reference", starred=True)
+        queue.annotate(session, gru, tags=["e1"])
+    return baseline, gru, series
+
+
+def ids_shown(at):
+    return list(at.dataframe[0].value["id"])
+
+
+def test_a_filtered_link_shows_only_its_runs_and_the_widgets_write_the_url(app_factory, open_page, seed):
+    baseline, gru, series = annotated_runs(app_factory, seed)
+    at = open_page(None, {"tag": "baseline"})
+    assert not at.exception
+    assert ids_shown(at) == [baseline]
+    table = at.dataframe[0].value
+    assert (table["name"][0], list(table["tags"][0]), table["starred"][0]) == (
+        "lstm baseline",
+        ["baseline", "e1"],
+        True,
+    )
+    assert at.multiselect(key="filter_tag").value == ["baseline"]
+    assert any(caption.value == "Runs 1–1 of 1 matching the filters, newest first." for caption in at.caption)
+
+    at.multiselect(key="filter_tag").set_value(["e1"]).run()
+    assert ids_shown(at) == [gru, baseline]
+    at.selectbox(key="filter_sort").set_value("test_accuracy").run()
+    at.radio(key="filter_order").set_value("asc").run()
+    assert ids_shown(at) == [gru, baseline]
+    assert at.query_params == {"tag": "e1", "sort": "test_accuracy", "order": "asc"}
+    at.text_input(key="filter_hidden_units").set_value("64, 128").run()  # a config field, in "More filters"
+    assert ids_shown(at) == [baseline]
+    assert at.query_params["hidden_units"] == "64,128"
+    at.multiselect(key="filter_tag").set_value([]).run()
+    at.text_input(key="filter_hidden_units").set_value("").run()
+    at.text_input(key="filter_q").set_value("series").run()  # the search: name, group, tags, notes
+    assert ids_shown(at) == [series]
+    at.text_input(key="filter_q").set_value("").run()
+    at.checkbox(key="filter_starred").check().run()
+    assert ids_shown(at) == [baseline]
+    assert at.query_params == {"starred": "1", "sort": "test_accuracy", "order": "asc"}
+
+
+def test_a_link_round_trips_groups_with_commas_config_fields_and_the_sort(app_factory, open_page, seed):
+    baseline, gru, series = annotated_runs(app_factory, seed)
+    link = {"group": ["sweep, 1"], "cell": "gru,lstm", "q": "TRY", "sort": "name", "order": "asc"}
+    at = open_page(None, link)
+    assert not at.exception
+    assert ids_shown(at) == [gru]
+    assert at.multiselect(key="filter_group").value == ["sweep, 1"]
+    assert at.query_params == {"group": "sweep, 1", **{key: value for key, value in link.items() if key != "group"}}
+    again = open_page(None, at.query_params)  # the address as copied, in a new session
+    assert ids_shown(again) == [gru]
+    assert not again.warning
+    everything = open_page(None, {"sort": "name", "order": "asc"})
+    assert ids_shown(everything) == [gru, baseline, series]
+    assert any("by name, ascending" in caption.value for caption in everything.caption)
+
+
+def test_a_link_with_unreadable_values_says_what_it_left_out_and_shows_the_rest(app_factory, open_page, seed, shown):
+    baseline, gru, series = annotated_runs(app_factory, seed)
+    at = open_page(None, {"cell": "transformer,gru", "hidden_units": "abc", "colour": "red", "sort": "size"})
+    assert not at.exception
+    assert ids_shown(at) == [gru]  # what was readable is kept
+    text = shown(at.warning[0])
+    assert "cell: 'transformer' is not one of rnn, lstm, gru, sru" in text
+    assert "hidden_units: 'abc' is not a whole number" in text
+    assert "'colour' is not a setting of this page" in text
+    assert "sort: 'size' is not a column or config field to sort by" in text
+    assert at.query_params == {"cell": "gru"}  # the address now says what is shown
+    at.text_input(key="filter_learning_rate").set_value("fast").run()  # typed text is checked the same way
+    assert "learning_rate: 'fast' is not a number or a range like 0.001..0.01" in shown(at.warning[0])
+    assert ids_shown(at) == [gru]
+
+
+def test_a_tag_no_run_has_yet_keeps_its_filter_and_matches_nothing(app_factory, open_page, seed):
+    annotated_runs(app_factory, seed)
+    at = open_page(None, {"tag": "later"})
+    assert not at.exception
+    assert at.multiselect(key="filter_tag").value == ["later"]
+    assert "No runs match the filters." in at.info[0].value
+
+
+def test_a_read_only_dashboard_finds_runs_too(app_factory, open_page, seed, monkeypatch):
+    monkeypatch.setenv("UNROLL_READONLY", "1")
+    baseline, _gru, _series = annotated_runs(app_factory, seed)
+    at = open_page(None, {"tag": "baseline", "starred": "1"})
+    assert not at.exception
+    assert ids_shown(at) == [baseline]
+    assert not {button.key for button in at.button} & {"cancel_runs", "delete_runs"}

@@ -2,6 +2,7 @@
 
 from dashboard import sharing
 from dashboard.comparison import GROUP_FIELDS
+from db.presets import PRESETS
 
 
 def test_a_link_reports_every_value_it_left_out():
@@ -29,7 +30,7 @@ def test_a_link_reports_every_value_it_left_out():
         "log: 'maybe' is not 1 or 0",
         'group: "\'; drop" is not a config field',
         "band: '?' is not one of minmax, std",
-        "view: 'e9' is not one of metrics, e1",
+        "view: 'e9' is not one of metrics, e1, e2",
         "'rnus' is not a setting of this page (runs, x, view, smooth, log, group, band, baseline, target)",
     ]
 
@@ -59,3 +60,12 @@ def test_a_link_cannot_name_ids_no_database_holds_or_compare_thousands_of_runs()
     many = sharing.from_query({"runs": ",".join(str(run_id) for run_id in range(1, 1001))})
     assert many["runs"] == list(range(1, sharing.MAX_COMPARED + 1))
     assert any(f"at most {sharing.MAX_COMPARED} runs; 950 were left out" in problem for problem in many.problems)
+
+
+def test_a_presets_link_opens_the_view_that_answers_it():
+    for preset in PRESETS.values():
+        assert preset.view in sharing.VIEWS, preset.name  # db/ may not import the views: checked here
+    assert sharing.preset_query([7, 8], PRESETS["e2-unrolling-cost"].view) == {"runs": "7,8", "view": "e2"}
+    assert sharing.from_query({"runs": "7,8", "view": "e2"}, GROUP_FIELDS).problems == []
+    assert sharing.preset_query([7], "metrics") == {"runs": "7"}  # the default view stays out of the link
+    assert sharing.preset_query([7], "e9") == {"runs": "7"}  # a view this dashboard lacks: the default

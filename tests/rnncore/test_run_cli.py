@@ -10,7 +10,7 @@ import pytest
 from db import queue
 from db.engine import make_engine, session_factory
 from db.models import RunStatus
-from rnncore.run import build_parser, configs_from_args
+from rnncore.run import annotations_from_args, build_parser, configs_from_args
 
 
 def cli(*args, timeout=300):
@@ -31,6 +31,22 @@ def test_options_override_a_presets_fields():
     assert [config.max_steps for config in configs_from_args(args)] == [5, 5]
 
 
+def test_a_preset_with_repeats_runs_every_config_with_seeds_1_to_n():
+    args = build_parser().parse_args(["--preset", "e1-static-vs-dynamic", "--repeats", "3", "--max-steps", "5"])
+    configs = configs_from_args(args)
+    assert [(config.mode, config.seed) for config in configs] == [
+        (mode, seed) for seed in (1, 2, 3) for mode in ("static", "dynamic")
+    ]
+    assert configs[0].name == "E1 lstm static seed=1"
+
+
+@pytest.mark.parametrize("given", [["--repeats", "0", "--preset", "e1-static-vs-dynamic"], ["--repeats", "3"]])
+def test_repeats_outside_1_to_10_or_without_a_preset_are_refused(given):
+    result = cli(*given)
+    assert result.returncode == 2
+    assert "--repeats takes 1 to 10, with --preset" in result.stderr
+
+
 def test_bad_options_are_refused_with_the_dashboards_messages():
     result = cli("--hidden-units", "0", "--max-steps", "3")
     assert result.returncode == 2
@@ -38,6 +54,39 @@ def test_bad_options_are_refused_with_the_dashboards_messages():
     result = cli("--cell", "transformer")
     assert result.returncode == 2
     assert "invalid choice: 'transformer'" in result.stderr
+
+
+def test_tags_and_a_note_are_read_checked_and_normalised():
+    args = build_parser().parse_args(["--tag", "Baseline", "--tag", "e1, lstm", "--note", "  before the fix "])
+    assert annotations_from_args(args) == {"tags": ["baseline", "e1", "lstm"], "notes": "before the fix"}
+    assert annotations_from_args(build_parser().parse_args([])) == {}
+    assert annotations_from_args(build_parser().parse_args(["--note", "only"])) == {"tags": None, "notes": "only"}
+
+
+def test_bad_tags_or_notes_are_refused_before_anything_trains_and_need_a_db(sqlite_url):
+    result = cli("--tag", "two words", "--note", "x" * 10_001, "--max-steps", "1", "--db", sqlite_url, timeout=120)
+    assert result.returncode == 2
+    assert "notes: must be at most 10,000 characters, not 10,001" in result.stderr
+    assert "tags: 'two words' is not a tag: use 1 to 32 characters among a-z, 0-9, '-', '_' and '.'" in result.stderr
+    with session_factory(make_engine(sqlite_url))() as session:
+        assert queue.list_runs(session) == []
+    result = cli("--tag", "baseline", "--max-steps", "1", timeout=120)
+    assert result.returncode == 2
+    assert "--tag and --note are stored with the runs: add --db URL" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_run_launched_with_tags_and_a_note_is_stored_with_them(sqlite_url):
+    result = cli("--max-steps", "2", "--hidden-units", "4", "--db", sqlite_url, "--tag", "Baseline,e1", "--note", "cli")
+    assert result.returncode == 0, result.stderr
+    with session_factory(make_engine(sqlite_url))() as session:
+        [run] = queue.list_runs(session)
+        assert (run.status, run.tag_list, run.notes, run.starred) == (
+            RunStatus.SUCCEEDED,
+            ["baseline", "e1"],
+            "cli",
+            False,
+        )
 
 
 @pytest.mark.slow

@@ -28,6 +28,8 @@ SUMMARY_KEYS = [
     "memory_growth_mb",
     "tensorflow",
     "device",
+    "cpu",
+    "cpu_cores",
     "data_source",
     "train_examples",
     "test_examples",
@@ -65,6 +67,8 @@ def test_a_short_run_learns_and_reports_everything(mnist):
     assert summary["train_examples"] == len(mnist.x_train)
     assert summary["tensorflow"]
     assert summary["device"]
+    assert summary["cpu"]
+    assert summary["cpu_cores"] >= 1
     assert list(summary) == [*SUMMARY_KEYS, "test_accuracy"]
     assert summary["schema_version"] == SCHEMA_VERSION
     assert summary["target_step"] is None

@@ -1,0 +1,59 @@
+"""The browser benchmark (dashboard.bench_browser) on a tiny scale: a 2-run Compare link and a Runs
+page of two pages, each opened cold, warm and cached on a fresh dashboard in real Chromium.
+
+Uses Debian's /usr/bin/chromium (never a downloaded browser): skipped without it, except under
+CI=true, where it fails, like the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from dashboard import bench, bench_browser
+
+
+@pytest.fixture
+def chromium_present():
+    if not bench_browser.bench_viewers.CHROMIUM.exists():
+        message = f"{bench_browser.bench_viewers.CHROMIUM} is missing (apt-get install -y chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_a_tiny_compare_link_and_a_two_page_runs_table_are_timed_cold_warm_and_cached(chromium_present):
+    results = bench_browser.run_benchmark(compare_runs=[2], points=[200], table_runs=[250], repeats=1, timeout=90)
+
+    assert [row.link for row in results] == ["compare 2 x 200", "runs 250"]
+    compare, runs = results
+    for row in results:
+        for kind in bench_browser.KINDS:
+            [load] = getattr(row, kind)
+            assert math.isfinite(load.seconds)
+            assert load.seconds > 0
+            assert load.script_finished_s is not None  # the server's first script run was seen to end
+            assert load.ws_bytes_in > 0
+            assert load.backmsgs >= 1  # the page asked for its script run
+            assert load.browser_cpu > 0
+        assert row.server_s is not None
+        assert row.server_s > 0
+    assert len(compare.figure_bytes) == 2  # accuracy and loss against the step, the default view
+    assert all(size > 0 for size in compare.figure_bytes)
+    [last] = runs.last_page  # page 2 of 2 (runs 201-250) was reached through the page picker
+    assert math.isfinite(last)
+    assert last > 0
+    report = bench_browser.table(results)
+    assert "compare 2 x 200" in report
+    assert "runs 250" in report
+    assert bench_browser.verdicts(results) == []  # issue 14's targets are for the full-size links only
+
+
+def test_the_browser_benchmark_is_reached_from_dashboard_bench(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench_browser, "main", lambda argv: seen.append(list(argv)) or 0)
+    assert bench.main(["--browser", "--repeats", "1"]) == 0
+    assert seen == [["--browser", "--repeats", "1"]]
