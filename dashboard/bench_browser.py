@@ -96,6 +96,7 @@ class Load:
     seconds: float
     script_finished_s: float | None = None  # when the server said its first script run was over
     browser_cpu: float = 0.0  # Chromium's CPU seconds (all its processes), Playwright's and this process's
+    renderer_cpu: float = 0.0  # of which Chromium's renderers: the page's scripts, layout and paint
     server_cpu: float = 0.0  # the dashboard's CPU seconds
     ws_bytes_in: int = 0
     backmsgs: int = 0  # messages the page sent: its script-run requests, widget values, fragment ticks
@@ -212,16 +213,27 @@ def _cpu_by_process(root: int, exclude: set[int]) -> dict[int, float]:
     return ticks
 
 
+def _is_renderer(pid: int) -> bool:
+    """Whether a process is one of Chromium's renderers (a page's scripts, layout and paint)."""
+    try:
+        return b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _cpu(server: bench_viewers.Dashboard) -> tuple[dict[int, float], float]:
     """This side's CPU by process (Chromium, Playwright's driver, this process), and the dashboard's."""
     return _cpu_by_process(os.getpid(), {server.process.pid}), server.cpu()
 
 
-def _cpu_since(server: bench_viewers.Dashboard, then: tuple[dict[int, float], float]) -> tuple[float, float]:
-    """(browser side, dashboard) CPU seconds since `then`; a process started meanwhile counts whole."""
+def _cpu_since(server: bench_viewers.Dashboard, then: tuple[dict[int, float], float]) -> tuple[float, float, float]:
+    """(browser side, its renderers, dashboard) CPU seconds since `then`; a process started
+    meanwhile counts whole. The renderers' share is the page's own work: the rest of Chromium
+    (its software compositor without a GPU, the network service) and the driver add steadily."""
     now = _cpu(server)
-    browser = sum(seconds - then[0].get(pid, 0.0) for pid, seconds in now[0].items())
-    return browser, now[1] - then[1]
+    spent = {pid: seconds - then[0].get(pid, 0.0) for pid, seconds in now[0].items()}
+    renderers = sum(seconds for pid, seconds in spent.items() if _is_renderer(pid))
+    return sum(spent.values()), renderers, now[1] - then[1]
 
 
 async def _metrics(client: Any) -> dict[str, float]:
@@ -248,7 +260,7 @@ async def open_link(context: BrowserContext, server: bench_viewers.Dashboard, li
         else:
             await page.wait_for_function(bench_viewers.RUNS_READY, polling=POLL_MS, timeout=timeout * 1000)
         load.seconds = time.monotonic() - began[0]
-        load.browser_cpu, load.server_cpu = _cpu_since(server, cpu)
+        load.browser_cpu, load.renderer_cpu, load.server_cpu = _cpu_since(server, cpu)
         after = await _metrics(client)
         load.task_s = after["TaskDuration"] - before.get("TaskDuration", 0.0)
         load.script_s = after["ScriptDuration"] - before.get("ScriptDuration", 0.0)
@@ -379,6 +391,7 @@ def table(results: Sequence[Result]) -> str:
         "in-process s",
         "warm: script done s",
         "browser CPU s",
+        "renderer CPU s",
         "server CPU s",
         "WS KiB in",
         "msgs out",
@@ -395,6 +408,7 @@ def table(results: Sequence[Result]) -> str:
             f"{row.server_s:.3f}" if row.server_s is not None else "-",
             _warm(row, "script_finished_s"),
             _warm(row, "browser_cpu"),
+            _warm(row, "renderer_cpu"),
             _warm(row, "server_cpu"),
             _warm(row, "ws_bytes_in", 0, 1024),
             _warm(row, "backmsgs", 0),

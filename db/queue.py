@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -229,6 +229,14 @@ def heartbeat(session: Session, run_id: int, worker_id: str) -> None:
 def cancel_requested(session: Session, run_id: int) -> bool:
     """Whether someone asked to stop the run (a cheap read the worker polls)."""
     return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+
+def cancels_requested(session: Session, run_ids: Collection[int]) -> set[int]:
+    """Which of `run_ids` someone asked to stop: one read for a dispatcher that holds many runs
+    (the Ray executor's backstop for a task that does not stop on its own)."""
+    if not run_ids:
+        return set()
+    return set(session.scalars(select(Run.id).where(Run.id.in_(run_ids), Run.cancel_requested)))
 
 
 def _stored_value(value: float) -> float | None:

@@ -2,6 +2,7 @@
 
     python -m rnncore.bench [--quick] [--filter cell=lstm,mode=static] [--json PATH]
     python -m rnncore.bench --recording [--json PATH]
+    python -m rnncore.bench --ray [--ray-runs 40] [--ray-nodes 1,2,3] [--db URL]   (rnncore.bench_ray)
 
 The grid times one training step (forward, backward, Adam update), in a plain
 `tf.function` as rnncore.train compiles it, for cells rnn, lstm, gru, sru x modes static,
@@ -46,7 +47,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rnncore import bench_torch
 from rnncore.memory import MemoryWatch
+from rnncore.nn import fused
 from rnncore.nn.cells import CELLS, cell_parameter_count
 from rnncore.nn.network import IMPLEMENTATIONS, MODES, RNNSpec, build_rnn
 from rnncore.nn.rules import layer_problems
@@ -208,13 +211,34 @@ class Timed:
     samples_ms: list[float] = field(default_factory=list)
 
 
+TORCH_MODE = "whole"  # PyTorch's CPU LSTM/GRU runs a whole sequence in one primitive: neither unrolling mode
+
+
+def torch_config(config: Config) -> Config:
+    """PyTorch's layer of the same cell, T and H (`--peer torch`)."""
+    return Config("torch", config.cell, TORCH_MODE, config.sequence_length, config.hidden)
+
+
+def with_torch_peers(configs: list[Config]) -> list[Config]:
+    """`configs` and PyTorch's layer for each LSTM or GRU shape among them."""
+    return configs + list(dict.fromkeys(torch_config(c) for c in configs if c.cell in bench_torch.CELLS))
+
+
 def prepare(config: Config) -> Timed:
-    spec = RNNSpec(cell=config.cell, units=config.hidden, mode=config.mode, implementation=config.implementation)
+    """Build the configuration's train step, timing its trace (PyTorch's: its first step; it builds no graph)
+    and measuring its peak memory, and size its timing samples."""
+    if config.implementation == "torch":
+        build = lambda: bench_torch.make_train_step(
+            config.cell, config.sequence_length, config.hidden, BATCH, FEATURES, CLASSES
+        )
+    else:
+        spec = RNNSpec(cell=config.cell, units=config.hidden, mode=config.mode, implementation=config.implementation)
+        build = lambda: make_train_step(spec, config.sequence_length)
     holder = {}
 
     def trace_and_run_twice():
         start = time.perf_counter()
-        holder["run"] = make_train_step(spec, config.sequence_length)
+        holder["run"] = build()
         holder["run"]()
         holder["trace"] = time.perf_counter() - start
         holder["run"]()
@@ -274,13 +298,15 @@ def add_ratios(rows: list[dict]) -> None:
         for key, cell in (("ratio_keras_lstm", "lstm"), ("ratio_keras_cell", r["cell"])):
             reference = by_name.get(config.reference(cell).name)
             r[key] = r["median_ms"] / reference["median_ms"] if reference else None
+        torch = by_name.get(torch_config(config).name)
+        r["ratio_torch_cell"] = r["median_ms"] / torch["median_ms"] if torch else None
 
 
 # --- the issue's targets --------------------------------------------------------------------------
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """Each target of issue #7 that the rows can judge: met or missed, with the measured figure."""
+    """Each target of issues #7 and #14 that the rows can judge: met or missed, with the measured figure."""
     found = {(r["implementation"], r["cell"], r["mode"], r["sequence_length"], r["hidden"]): r for r in rows}
     checks = []
 
@@ -304,21 +330,28 @@ def targets(rows: list[dict]) -> list[dict]:
         for mode in MODES:
             for hidden, limit in ((32, 1.0), (128, 1.0), (512, 0.8)):
                 check(
-                    f"{cell} {mode} H={hidden}: time / Keras {cell} <= {limit}",
+                    f"#7 {cell} {mode} H={hidden}: time / Keras {cell} <= {limit}",
                     ("unroll", cell, mode, 28, hidden),
                     "ratio_keras_cell",
                     limit,
                 )
+            for hidden in (32, 128, 512):
+                check(
+                    f"#14 {cell} {mode} H={hidden}: time / Keras {cell} <= 0.9",
+                    ("unroll", cell, mode, 28, hidden),
+                    "ratio_keras_cell",
+                    0.9,
+                )
     for mode in MODES:
         for length, hidden, limit in ((28, 128, 1 / 3), (28, 512, 1 / 6), (200, 128, 1 / 5)):
             check(
-                f"sru {mode} T={length} H={hidden}: time / Keras lstm <= {limit:.3f}",
+                f"#7 sru {mode} T={length} H={hidden}: time / Keras lstm <= {limit:.3f}",
                 ("unroll", "sru", mode, length, hidden),
                 "ratio_keras_lstm",
                 limit,
             )
         check(
-            f"lstm {mode} H=512: >= 70% of the machine's matmul rate",
+            f"#7 lstm {mode} H=512: >= 70% of the machine's matmul rate",
             ("unroll", "lstm", mode, 28, 512),
             "matmul_fraction",
             0.7,
@@ -341,14 +374,18 @@ COLUMNS = [
     ("ratio_keras_cell", "{:>8.2f}"),
 ]
 HEADERS = ["configuration", "ms/step", "IQR ms", "trace s", "peak MiB", "GFLOP/s", "matmul", "/k-lstm", "/k-cell"]
+TORCH_COLUMN, TORCH_HEADER = ("ratio_torch_cell", "{:>8.2f}"), "/torch"
 
 
 def format_table(rows: list[dict]) -> str:
-    widths = [len(fmt.format(0 if key != "name" else "")) for key, fmt in COLUMNS]
-    lines = [" ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))]
+    """The rows as a table; with PyTorch rows (--peer torch), a last column of ratios to PyTorch's same cell."""
+    with_torch = any(r["implementation"] == "torch" for r in rows)
+    columns, headers = (COLUMNS + [TORCH_COLUMN], HEADERS + [TORCH_HEADER]) if with_torch else (COLUMNS, HEADERS)
+    widths = [len(fmt.format(0 if key != "name" else "")) for key, fmt in columns]
+    lines = [" ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for r in rows:
         cells = [
-            fmt.format(r[key]) if r.get(key) is not None else "-".rjust(w) for (key, fmt), w in zip(COLUMNS, widths)
+            fmt.format(r[key]) if r.get(key) is not None else "-".rjust(w) for (key, fmt), w in zip(columns, widths)
         ]
         lines.append(" ".join(cells))
     return "\n".join(lines)
@@ -372,15 +409,30 @@ def machine_info() -> dict:
 
 
 def run_grid(
-    quick: bool = False, pattern: str | None = None, rounds: int | None = None, log: Callable[[str], None] = print
+    quick: bool = False,
+    pattern: str | None = None,
+    rounds: int | None = None,
+    log: Callable[[str], None] = print,
+    peer: str | None = None,
 ) -> dict:
-    """Measure the grid; returns the JSON document (machine, settings, rows, targets)."""
+    """Measure the grid; returns the JSON document (machine, settings, rows, targets). `peer="torch"` adds
+    PyTorch's LSTM and GRU at the same shapes, timed in the same interleaved rounds."""
     configs = grid(quick, pattern)
     if not configs:
         raise ValueError(f"--filter {pattern!r} matches no configuration")
+    if peer == "torch":
+        configs = with_torch_peers(configs)
     rounds = rounds or (3 if quick else 9)
     matmul_size = 1024 if quick else 2048
-    machine = {**machine_info(), "matmul_size": matmul_size, "matmul_gflops": matmul_gflops(matmul_size)}
+    kernels = fused.step_ops()  # built before any trace is timed
+    machine = {
+        **machine_info(),
+        "fused_step_kernels": kernels is not None,
+        "matmul_size": matmul_size,
+        "matmul_gflops": matmul_gflops(matmul_size),
+    }
+    if peer == "torch":
+        machine["torch"] = bench_torch.version()
     log(f"float32 matmul {matmul_size}x{matmul_size}: {machine['matmul_gflops']:.1f} GFLOP/s")
     rows = []
     for shape in dict.fromkeys((c.sequence_length, c.hidden) for c in configs):
@@ -504,6 +556,17 @@ def format_recording(result: dict) -> str:
 # --- command line ---------------------------------------------------------------------------------
 
 
+def _ray_nodes(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """--ray-nodes as a list of node counts, each 1 to 8; refused with what it takes."""
+    try:
+        nodes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        nodes = []
+    if not nodes or not all(1 <= count <= 8 for count in nodes):
+        parser.error(f"--ray-nodes takes node counts from 1 to 8, comma separated (e.g. 1,2,3), not {text!r}")
+    return nodes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnncore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small grid for CI (H=32, T=28; no speed checks)")
@@ -516,15 +579,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 9, --quick 3)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
+        "--peer",
+        choices=bench_torch.PEERS,
+        help="also time PyTorch's CPU LSTM and GRU at the same shapes, with a column of ratios to them "
+        "(needs torch installed; not a dependency of Unroll)",
+    )
+    parser.add_argument(
         "--recording",
         action="store_true",
         help="measure the recording overhead (RunRecorder to SQLite) instead of the grid",
     )
     parser.add_argument("--recording-steps", type=int, default=600)
     parser.add_argument("--recording-repeats", type=int, default=5)
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="measure the Ray executor on local 1-CPU nodes against hand-started workers, on tiny runs "
+        "(rnncore.bench_ray; needs requirements-ray.txt)",
+    )
+    parser.add_argument("--ray-runs", type=int, default=40, metavar="N", help="tiny runs per configuration")
+    parser.add_argument(
+        "--ray-nodes", default="1,2,3", metavar="LIST", help="Ray nodes, and hand-started workers, to compare"
+    )
+    parser.add_argument("--db", metavar="URL", help="with --ray: a PostgreSQL server to use (default: SQLite files)")
     args = parser.parse_args(argv)
+    if args.peer and (args.ray or args.recording):
+        parser.error("--peer applies to the grid, not to --ray or --recording")
+    if args.peer and (why := bench_torch.missing()):
+        parser.error(why)
     log = lambda message: print(message, file=sys.stderr, flush=True)
-    if args.recording:
+    if args.ray:
+        from rnncore.bench_ray import format_ray_benchmark, run_ray_benchmark
+
+        nodes = _ray_nodes(parser, args.ray_nodes)
+        if args.ray_runs < 1:
+            parser.error(f"--ray-runs must be at least 1, not {args.ray_runs}")
+        result = {"machine": machine_info(), "ray": run_ray_benchmark(args.ray_runs, nodes, args.db, log)}
+        print(format_ray_benchmark(result["ray"]))
+    elif args.recording:
         result = {
             "machine": machine_info(),
             "recording": run_recording(args.recording_steps, args.recording_repeats, log),
@@ -532,17 +624,18 @@ def main(argv: list[str] | None = None) -> int:
         print(format_recording(result["recording"]))
     else:
         try:
-            result = run_grid(args.quick, args.filter, args.rounds, log)
+            result = run_grid(args.quick, args.filter, args.rounds, log, peer=args.peer)
         except ValueError as error:
             parser.error(str(error))
         print(
             f"train step (forward, backward, Adam), B={BATCH} F={FEATURES}; medians of "
             f"{result['settings']['rounds']} interleaved rounds; machine float32 matmul "
-            f"{result['machine']['matmul_gflops']:.1f} GFLOP/s"
+            f"{result['machine']['matmul_gflops']:.1f} GFLOP/s; fused LSTM/GRU kernels "
+            f"{'on' if result['machine']['fused_step_kernels'] else 'off (TensorFlow ops)'}"
         )
         print(format_table(result["rows"]))
         if result["targets"]:
-            print("\ntargets (issue #7):")
+            print("\ntargets (issues #7 and #14):")
             print(format_targets(result["targets"]))
     if args.json:
         with open(args.json, "w") as handle:

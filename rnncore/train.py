@@ -30,6 +30,7 @@ from db.run_config import RunConfig
 from db.summary import SCHEMA_VERSION, RunSummary, StoredSummary
 from rnncore import data, machine
 from rnncore.memory import MemoryWatch
+from rnncore.nn import fused
 from rnncore.nn.network import RNNSpec, build_rnn, count_parameters
 
 EVAL_BATCH_SIZE = 128
@@ -284,6 +285,7 @@ def train(
     """
     keras.backend.clear_session()  # a worker's earlier runs leave nothing behind in Keras
     gc.collect()
+    fused.step_ops()  # built (once per machine) or loaded before the clocks start, not inside the trace time
     keras.utils.set_random_seed(config.seed)
     memory = MemoryWatch().start()
     dataset = dataset or load_task_data(config)

@@ -1,6 +1,7 @@
 """The worker: claims queued runs and executes them with TensorFlow.
 
     python -m rnncore.worker [--db URL] [--once] [--max-runs N]
+    python -m rnncore.worker --ray ADDRESS [--slots N]    # the runs as Ray tasks (rnncore.ray_executor)
 
 Any number of workers, on any number of machines, can share one database. Each loop
 claims the oldest queued run, trains it, and finishes, fails or cancels it. Every
@@ -27,9 +28,10 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -309,65 +311,128 @@ class Worker:
         """Train one claimed run and record its outcome, returned as its value (an Outcome's
         string, e.g. "succeeded"); never leaves the run running."""
         self.current_run = run.id
-        log.info("run %s (%s): started", run.id, run.name)
-        recorder = RunRecorder(self.factory, run.id, self.id, self.heartbeat_seconds).start()
-        tail = LogTail()
-        logging.getLogger().addHandler(tail)
-        try:
-            result = self._train(run, recorder)
-        finally:
-            recorder.close()
-            logging.getLogger().removeHandler(tail)
-        self._settle(run.id, recorder, result, log_tail=tail.text())
+        outcome = execute_claimed_run(
+            self.factory,
+            ClaimedRun.from_row(run),
+            self.id,
+            heartbeat_seconds=self.heartbeat_seconds,
+            shutdown=self.shutdown,
+            on_step=self.on_step,
+        )
         self.current_run = None
-        return result.outcome.value
+        return outcome.value
 
-    def _train(self, run: Run, recorder: RunRecorder) -> RunResult:
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """What executing a claimed run needs from its row, as plain data: unlike an ORM row it
+    can travel to another process (a Ray task) and means the same there."""
+
+    id: int
+    name: str
+    config: Any  # the stored JSON as it is: it is validated again before anything trains
+
+    @classmethod
+    def from_row(cls, run: Run) -> ClaimedRun:
+        return cls(run.id, run.name, run.config)
+
+
+def execute_claimed_run(
+    factory: sessionmaker[Session],
+    run: ClaimedRun,
+    owner: str,
+    *,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    shutdown: threading.Event | None = None,
+    on_step: Callable[[int, float, dict], None] | None = None,
+    summary_extras: Mapping[str, Any] | None = None,
+    where: str = "",
+) -> Outcome:
+    """Train a run claimed by `owner`, stream its points, and record its outcome; never leaves it running.
+
+    The one code path for running a run: the worker calls it in its own process, the Ray
+    executor's task on whichever Ray node Ray chose (rnncore.ray_executor), so a run trains,
+    records, heart-beats and honours a cancel the same way wherever it runs. `shutdown` set
+    hands the run back to the queue; `summary_extras` are stored with the summary (the Ray
+    node's id); `where` is said in the log line that starts the run (and so in its log tail).
+    """
+    recorder = RunRecorder(factory, run.id, owner, heartbeat_seconds).start()
+    tail = LogTail()
+    logging.getLogger().addHandler(tail)
+    try:
+        log.info("run %s (%s): started%s", run.id, run.name, where)
+        result = _train(run, recorder, shutdown or threading.Event(), on_step)
+    finally:
+        recorder.close()
+        logging.getLogger().removeHandler(tail)
+    if summary_extras and result.summary is not None:
+        result = replace(result, summary={**result.summary, **summary_extras})
+    settle(factory, run.id, owner, recorder.lost.is_set(), result, log_tail=tail.text())
+    return result.outcome
+
+
+def _train(
+    run: ClaimedRun,
+    recorder: RunRecorder,
+    shutdown: threading.Event,
+    on_step: Callable[[int, float, dict], None] | None,
+) -> RunResult:
+    try:
+        config = validate_config(run.config)  # the stored row is checked again: it may be tampered with
+    except ConfigError as error:
+        return RunResult(Outcome.FAILED, error=f"the stored config is invalid: {error}")
+    from rnncore import train  # TensorFlow is imported here, never by the dashboard
+
+    def should_stop() -> str | None:
+        if shutdown.is_set():
+            return SHUTDOWN
+        if recorder.lost.is_set():
+            return RUN_LOST
+        return CANCELLED if recorder.cancel.is_set() else None
+
+    def record(step: int, seconds: float, values: dict) -> None:
+        recorder.record(step, seconds, values)
+        if on_step is not None:
+            on_step(step, seconds, values)
+
+    try:
+        return RunResult(Outcome.SUCCEEDED, train.train(config, record, should_stop))
+    except train.Interrupted as stop:
+        return RunResult(STOPPED_BY_WORKER.get(stop.reason, Outcome.CANCELLED), stop.summary)
+    except train.Diverged as diverged:
+        return RunResult(Outcome.FAILED, diverged.summary, str(diverged))
+    except Exception as error:  # any failure of the run is the run's, not the worker's
+        log.exception("run %s failed", run.id)
+        return RunResult(Outcome.FAILED, error=_describe_error(error))
+
+
+def settle(
+    factory: sessionmaker[Session],
+    run_id: int,
+    owner: str,
+    taken_away: bool,
+    result: RunResult,
+    log_tail: str | None = None,
+) -> None:
+    """Record the result through its outcome's transition, retrying a busy database.
+
+    `taken_away`: the recorder saw the run reaped or deleted while it trained; it is no
+    longer `owner`'s, so nothing is recorded whatever the outcome."""
+    if result.outcome is Outcome.LOST or taken_away:
+        log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
+        return
+    for attempt in range(1, SETTLE_ATTEMPTS + 1):
         try:
-            config = validate_config(run.config)  # the stored row is checked again: it may be tampered with
-        except ConfigError as error:
-            return RunResult(Outcome.FAILED, error=f"the stored config is invalid: {error}")
-        from rnncore import train  # TensorFlow is imported here, never by the dashboard
-
-        def should_stop() -> str | None:
-            if self.shutdown.is_set():
-                return SHUTDOWN
-            if recorder.lost.is_set():
-                return RUN_LOST
-            return CANCELLED if recorder.cancel.is_set() else None
-
-        def record(step: int, seconds: float, values: dict) -> None:
-            recorder.record(step, seconds, values)
-            if self.on_step is not None:
-                self.on_step(step, seconds, values)
-
-        try:
-            return RunResult(Outcome.SUCCEEDED, train.train(config, record, should_stop))
-        except train.Interrupted as stop:
-            return RunResult(STOPPED_BY_WORKER.get(stop.reason, Outcome.CANCELLED), stop.summary)
-        except train.Diverged as diverged:
-            return RunResult(Outcome.FAILED, diverged.summary, str(diverged))
-        except Exception as error:  # any failure of the run is the run's, not the worker's
-            log.exception("run %s failed", run.id)
-            return RunResult(Outcome.FAILED, error=_describe_error(error))
-
-    def _settle(self, run_id: int, recorder: RunRecorder, result: RunResult, log_tail: str | None = None) -> None:
-        """Record the result through its outcome's transition, retrying a busy database."""
-        if result.outcome is Outcome.LOST or recorder.lost.is_set():
-            log.warning("run %s was reaped or deleted while training; leaving it as it is", run_id)
-            return
-        for attempt in range(1, SETTLE_ATTEMPTS + 1):
-            try:
-                with self.factory.begin() as session:
-                    TRANSITIONS[result.outcome](session, run_id, self.id, result, log_tail)
-                break
-            except queue.TransitionError as refused:
-                log.warning("run %s: %s", run_id, refused)
-                break
-            except SQLAlchemyError as failure:  # if this never succeeds, the reaper fails the run later
-                log.warning("run %s: recording the outcome failed (attempt %d): %s", run_id, attempt, failure)
-                time.sleep(attempt)
-        log.info("run %s: %s%s", run_id, result.outcome.value, f" ({result.error})" if result.error else "")
+            with factory.begin() as session:
+                TRANSITIONS[result.outcome](session, run_id, owner, result, log_tail)
+            break
+        except queue.TransitionError as refused:
+            log.warning("run %s: %s", run_id, refused)
+            break
+        except SQLAlchemyError as failure:  # if this never succeeds, the reaper fails the run later
+            log.warning("run %s: recording the outcome failed (attempt %d): %s", run_id, attempt, failure)
+            time.sleep(attempt)
+    log.info("run %s: %s%s", run_id, result.outcome.value, f" ({result.error})" if result.error else "")
 
 
 def _describe_error(error: BaseException) -> str:
@@ -380,8 +445,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m rnncore.worker",
         description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 when done, 2 when the options are refused or the database "
-        "cannot be opened (one line says why; --verbose adds the traceback).",
+        epilog="Exit status: 0 when done, 2 when the options are refused, the database "
+        "cannot be opened or (--ray) the cluster cannot be joined (one line says why; --verbose adds the traceback).",
     )
     parser.add_argument("--db", help="SQLAlchemy URL (default: UNROLL_DB_URL, else sqlite:///unroll.db)")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of a database error as well")
@@ -401,6 +466,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--poll", type=float, default=POLL_SECONDS, metavar="SECONDS", help="seconds between looks at an empty queue"
     )
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the dashboard
+    on_ray = parser.add_argument_group("on a Ray cluster (needs pip install -r requirements-ray.txt)")
+    on_ray.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="train the runs as Ray tasks on the cluster at ADDRESS: auto, local (start a Ray here), "
+        "ray://HOST:10001 or HOST:PORT",
+    )
+    on_ray.add_argument(
+        "--slots", type=int, metavar="N", help="at most N runs at once (default: what the cluster fits)"
+    )
+    on_ray.add_argument(
+        "--cpus-per-run",
+        type=float,
+        metavar="C",
+        help="CPUs each run asks Ray for (default: UNROLL_RAY_CPUS_PER_RUN, else 1)",
+    )
+    on_ray.add_argument(
+        "--gpus-per-run",
+        type=float,
+        metavar="G",
+        help="GPUs each run asks Ray for (default: UNROLL_RAY_GPUS_PER_RUN, else 0)",
+    )
     args = parser.parse_args(argv)
     if args.max_runs is not None and args.max_runs < 1:
         parser.error("--max-runs must be at least 1")
@@ -408,7 +495,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--stale-after, --heartbeat and --poll must be positive")
     if args.stale_after <= args.heartbeat:
         parser.error("--stale-after must be longer than --heartbeat, or live runs would be reaped")
+    _check_ray_options(parser, args)
     return args
+
+
+def _check_ray_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse Ray options without --ray, or with values Ray cannot take; sets args.resources for --ray.
+
+    Ray is imported here only when --ray is given: a plain worker never needs it installed."""
+    ray_only = [option for option in ("slots", "cpus_per_run", "gpus_per_run") if getattr(args, option) is not None]
+    if args.ray is None:
+        if ray_only:
+            names = ", ".join("--" + option.replace("_", "-") for option in ray_only)
+            parser.error(f"{names} only apply with --ray ADDRESS (the runs' Ray tasks)")
+        return
+    if args.slots is not None and args.slots < 1:
+        parser.error(f"--slots must be at least 1 (runs at once on the cluster), not {args.slots}")
+    try:
+        from rnncore import ray_executor
+    except ImportError as missing:
+        parser.error(f"--ray needs Ray, which is not installed here ({missing}): pip install -r requirements-ray.txt")
+    try:
+        args.ray = ray_executor.check_address(args.ray)
+        args.resources = ray_executor.run_resources(args.cpus_per_run, args.gpus_per_run)
+    except ValueError as refused:
+        parser.error(str(refused))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,15 +531,29 @@ def main(argv: list[str] | None = None) -> int:
         connect_or_explain(args.db).dispose()
     except DatabaseUnavailable as error:
         return report_database_error(error, "python -m rnncore.worker", args.verbose)
-    worker = Worker(
-        args.db,
-        stale_after=args.stale_after,
-        heartbeat_seconds=args.heartbeat,
-        poll_seconds=args.poll,
-        parent_pid=args.parent_pid,
-    )
+    timing = {"stale_after": args.stale_after, "heartbeat_seconds": args.heartbeat, "poll_seconds": args.poll}
+    if args.ray is not None:
+        return _serve_on_ray(args, timing)
+    worker = Worker(args.db, parent_pid=args.parent_pid, **timing)
     worker.install_signal_handlers()
     worker.serve(once=args.once, max_runs=args.max_runs)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, timing: dict[str, float]) -> int:
+    """The dispatcher of rnncore.ray_executor; a cluster that cannot be joined is one line and exit 2."""
+    from rnncore.ray_executor import RayExecutor, RayUnavailable
+
+    executor = RayExecutor(args.db, address=args.ray, resources=args.resources, slots=args.slots, **timing)
+    try:
+        executor.join_ray()
+    except RayUnavailable as error:
+        if args.verbose:
+            traceback.print_exception(error, file=sys.stderr)
+        print(f"python -m rnncore.worker: error: {error}", file=sys.stderr)
+        return 2
+    executor.install_signal_handlers()  # after joining: Ray installs a SIGTERM handler of its own
+    executor.serve(once=args.once, max_runs=args.max_runs)
     return 0
 
 

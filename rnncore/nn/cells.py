@@ -35,7 +35,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from rnncore.nn.core import SequenceCore, StepCore, masked_update
+from rnncore.nn import fused
+from rnncore.nn.core import HandDifferentiatedCore, SequenceCore, StepCore, masked_update
 from rnncore.nn.rules import refuse_layer_problems
 
 # The basic RNN's activations by name (the names are ACTIVATIONS).
@@ -52,13 +53,39 @@ class LSTMState(NamedTuple):
     cell: tf.Tensor
 
 
+class LSTMSaved(NamedTuple):
+    """What an LSTM step keeps for its backward pass: the step's derivatives, computed while it runs."""
+
+    gate_factors: tf.Tensor  # d z / d(c_t, c_t, c_t, h_t) per gate block i, f, c, o: [B, 4H]
+    output_factor: tf.Tensor  # d c_t contributed per unit of d h_t: o * (1 - tanh(c_t)^2), [B, H]
+    forget: tf.Tensor  # sigmoid(f) = d c_t / d c_tm1, [B, H]
+
+
 class GRUState(NamedTuple):
     hidden: tf.Tensor
+
+
+class GRUSaved(NamedTuple):
+    """What a GRU step keeps for its backward pass: every gradient of the step is d h_t times one of these."""
+
+    projection_factors: tf.Tensor  # d (x_t W + b_in) per unit of d h_t, blocks z, r, n: [B, 3H]
+    recurrent_factors: tf.Tensor  # d (h_tm1 U + b_rec) per unit of d h_t: [B, 3H]
+    carry: tf.Tensor  # d h_t / d h_tm1 outside the recurrent product: the update gate z, [B, H]
 
 
 class SRUState(NamedTuple):
     hidden: tf.Tensor
     cell: tf.Tensor
+
+
+def sigmoid_grad(sigmoid, d_sigmoid):
+    """`d_sigmoid * sigmoid * (1 - sigmoid)` in one op: the gradient through `sigmoid = tf.sigmoid(x)`."""
+    return tf.raw_ops.SigmoidGrad(y=sigmoid, dy=d_sigmoid)
+
+
+def tanh_grad(tanh, d_tanh):
+    """`d_tanh * (1 - tanh^2)` in one op: the gradient through `tanh = tf.tanh(x)`."""
+    return tf.raw_ops.TanhGrad(y=tanh, dy=d_tanh)
 
 
 def project(inputs, kernel, bias=None):
@@ -139,7 +166,7 @@ class BasicRNNCell(Cell):
         return h, RNNState(h)
 
 
-class LSTMCell(Cell):
+class LSTMCell(Cell, HandDifferentiatedCore):
     """LSTM without peepholes (Keras's LSTMCell; gate blocks in order i, f, c, o)::
 
         [i, f, g, o] = x_t W + b + h_tm1 U
@@ -149,9 +176,16 @@ class LSTMCell(Cell):
 
     Initialisation as Keras: W Glorot uniform, U orthogonal, b zeros except the forget
     block at 1 (`unit_forget_bias`).
+
+    Its backward pass is written out for `rnncore.nn.unroll` (`backward_step`): the
+    forward step also computes the step's derivatives (`LSTMSaved`), off the sequential
+    path, so that going back through a step is three elementwise products, a sum and a
+    concatenation before the recurrent product.
     """
 
     state_type = LSTMState
+    saved_type = LSTMSaved
+    recurrent_is_projection = True
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
@@ -165,19 +199,53 @@ class LSTMCell(Cell):
 
         self.bias = self.add_weight((4 * h,), unit_forget_bias, name="bias")
 
+    def input_weights(self):
+        return self.kernel, self.bias
+
     def project_inputs(self, inputs):
         return project(inputs, self.kernel, self.bias)
 
-    def step(self, projection_t, state):
-        h_tm1, c_tm1 = state
-        z = projection_t + tf.matmul(h_tm1, self.recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c_tm1 + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        return h, LSTMState(h, c)
+    def recurrent_weights(self):
+        return self.recurrent_kernel, None
+
+    def forward_step(self, projection_t, recurrent_t, state):
+        ops = _fused_ops(projection_t.dtype)
+        if ops is None:
+            return self.plain_forward_step(projection_t, recurrent_t, state)
+        h, c, gate_factors, output_factor, forget = ops.unroll_lstm_forward_step(projection_t, recurrent_t, state.cell)
+        return LSTMState(h, c), LSTMSaved(gate_factors, output_factor, forget)
+
+    def plain_forward_step(self, projection_t, recurrent_t, state):
+        """`forward_step` in TensorFlow's own ops (differentiable; what the fused kernel computes in one pass)."""
+        z_i, z_f, z_g, z_o = tf.split(projection_t + recurrent_t, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
+        c = f * state.cell + i * g
+        cell_tanh = tf.tanh(c)
+        # d z_i = d c_t * g * i (1 - i);  d z_f = d c_t * c_tm1 * f (1 - f);  d z_g = d c_t * i * (1 - g^2);
+        # d z_o = d h_t * tanh(c_t) * o (1 - o): the factors of d c_t (or d h_t), known now.
+        gate_factors = tf.concat(
+            [sigmoid_grad(i, g), sigmoid_grad(f, state.cell), tanh_grad(g, i), sigmoid_grad(o, cell_tanh)], axis=-1
+        )
+        return LSTMState(o * cell_tanh, c), LSTMSaved(gate_factors, tanh_grad(cell_tanh, o), f)
+
+    def backward_step(self, d_next_state, saved, state):
+        """The step's gradient from d(h_t), d(c_t); h_tm1 reaches the step only through the recurrent product."""
+        d_h = d_next_state.hidden
+        ops = _fused_ops(d_h.dtype)
+        if ops is not None:
+            d_z, d_c_prev = ops.unroll_lstm_backward_step(d_h, d_next_state.cell, *saved)
+            return d_z, d_z, LSTMState(None, d_c_prev)
+        d_c = d_next_state.cell + d_h * saved.output_factor
+        d_z = tf.concat([d_c, d_c, d_c, d_h], axis=-1) * saved.gate_factors
+        return d_z, d_z, LSTMState(None, d_c * saved.forget)
 
 
-class GRUCell(Cell):
+def _fused_ops(dtype):
+    """The fused step kernels (`rnncore.nn.fused`) for float32, or None: then TensorFlow's ops do the same math."""
+    return fused.step_ops() if dtype == tf.float32 else None
+
+
+class GRUCell(Cell, HandDifferentiatedCore):
     """GRU in Keras's default `reset_after=True` form (gate blocks in order z, r, h)::
 
         [xz, xr, xh] = x_t W + b_in
@@ -187,10 +255,12 @@ class GRUCell(Cell):
         h_t = z * h_tm1 + (1 - z) * candidate      (computed as candidate + z * (h_tm1 - candidate))
         output_t = h_t
 
-    `bias` is `[2, 3H]`: row 0 is b_in, row 1 is b_rec (Keras's layout).
+    `bias` is `[2, 3H]`: row 0 is b_in, row 1 is b_rec (Keras's layout). Its backward pass
+    is written out for `rnncore.nn.unroll`, as the LSTM's (`GRUSaved`).
     """
 
     state_type = GRUState
+    saved_type = GRUSaved
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
@@ -200,18 +270,49 @@ class GRUCell(Cell):
         )
         self.bias = self.add_weight((2, 3 * h), "zeros", name="bias")
 
+    def input_weights(self):
+        return self.kernel, self.bias[0]
+
     def project_inputs(self, inputs):
         return project(inputs, self.kernel, self.bias[0])
 
-    def step(self, projection_t, state):
-        h_tm1 = state.hidden
-        inner = tf.nn.bias_add(tf.matmul(h_tm1, self.recurrent_kernel), self.bias[1])
-        x_zr, x_h = tf.split(projection_t, [2 * self.units, self.units], axis=-1)
-        i_zr, i_h = tf.split(inner, [2 * self.units, self.units], axis=-1)
+    def recurrent_weights(self):
+        return self.recurrent_kernel, self.bias[1]
+
+    def forward_step(self, projection_t, recurrent_t, state):
+        ops = _fused_ops(projection_t.dtype)
+        if ops is None:
+            return self.plain_forward_step(projection_t, recurrent_t, state)
+        h, *saved = ops.unroll_gru_forward_step(projection_t, recurrent_t, state.hidden)
+        return GRUState(h), GRUSaved(*saved)
+
+    def plain_forward_step(self, projection_t, recurrent_t, state):
+        """`forward_step` in TensorFlow's own ops (differentiable; what the fused kernel computes in one pass)."""
+        h_tm1, units = state.hidden, self.units
+        x_zr, x_h = tf.split(projection_t, [2 * units, units], axis=-1)
+        i_zr, i_h = tf.split(recurrent_t, [2 * units, units], axis=-1)
         z, r = tf.split(tf.sigmoid(x_zr + i_zr), 2, axis=-1)
         candidate = tf.tanh(x_h + r * i_h)
         h = candidate + z * (h_tm1 - candidate)
-        return h, GRUState(h)
+        # Per unit of d h_t: d z_pre = (h_tm1 - candidate) z (1 - z); d xh = (1 - z)(1 - candidate^2);
+        # d r_pre = d xh * hh * r (1 - r); d hh = d xh * r.
+        d_candidate = tanh_grad(candidate, 1.0 - z)
+        d_update, d_reset = sigmoid_grad(z, h_tm1 - candidate), sigmoid_grad(r, d_candidate * i_h)
+        saved = GRUSaved(
+            tf.concat([d_update, d_reset, d_candidate], axis=-1),
+            tf.concat([d_update, d_reset, d_candidate * r], axis=-1),
+            z,
+        )
+        return GRUState(h), saved
+
+    def backward_step(self, d_next_state, saved, state):
+        d_h = d_next_state.hidden
+        ops = _fused_ops(d_h.dtype)
+        if ops is not None:
+            d_projection, d_recurrent, d_h_prev = ops.unroll_gru_backward_step(d_h, *saved)
+            return d_projection, d_recurrent, GRUState(d_h_prev)
+        d_h3 = tf.concat([d_h] * 3, axis=-1)
+        return d_h3 * saved.projection_factors, d_h3 * saved.recurrent_factors, GRUState(d_h * saved.carry)
 
 
 class SRUCell(Cell, SequenceCore):

@@ -12,6 +12,13 @@ A *sequence core* (`SequenceCore`) computes the whole sequence itself, with
 `unroll_sequence(inputs, initial_state, sequence_length=None) -> (outputs, final_state)`;
 both unroll functions hand it the sequence instead of looping (the SRU is one).
 
+A *hand-differentiated step core* (`HandDifferentiatedCore`, a `StepCore`) whose
+recurrence enters each step through one matrix product `state.hidden @ U (+ b)` also
+writes its step's gradient out (`forward_step` keeps what `backward_step` needs). The
+unroll functions then run the backward pass themselves, still one step copy per time step
+(static) or one while loop (dynamic), and take the recurrent weights' gradient as one
+matrix product over all steps (the LSTM, GRU and basic RNN are such cores).
+
 Any object with the step methods unrolls (the loop only calls them); subclassing
 `StepCore` makes the contract checked when the class is instantiated. Only a
 `SequenceCore` subclass is unrolled as a whole sequence.
@@ -41,6 +48,68 @@ class StepCore(abc.ABC):
     @abc.abstractmethod
     def step(self, projection_t, state):
         """`(output_t, next_state)` from step t's projection and the previous state."""
+
+
+class HandDifferentiatedCore(StepCore):
+    """A step core whose step's gradient is written out, so that unrolling can skip TensorFlow's autodiff.
+
+    The step must be affine in its inputs and its previous hidden state before anything
+    else: `forward_step(x_t @ W + b, h_tm1 @ U + b_rec, state)`, with `(W, b)` from
+    `input_weights` and `(U, b_rec)` from `recurrent_weights`. The unroll functions then do
+    the products themselves and can group them across steps (forward and backward), and
+    each step's backward is the few ops `backward_step` writes rather than TensorFlow's
+    generic gradient of every forward op (the gradient of a split is a concatenation, of
+    each activation its own op, of each weight use one product, summed at the end).
+
+    `forward_step` and `backward_step` must not read variables: what they need comes in
+    as arguments (the unroll functions hand the weights to `tf.custom_gradient`
+    explicitly). `backward_step` must be linear in `d_next_state`: masking relies on a
+    zero gradient giving zero gradients. A step's output is `next_state.hidden`.
+    """
+
+    saved_type: type  # the named tuple `forward_step` returns as `saved`
+    # True when the step starts by adding its recurrent product to its input projection, so the two
+    # gradients are one tensor (`backward_step` returns it twice) and the unroll keeps one sequence of it.
+    recurrent_is_projection: bool = False
+
+    @abc.abstractmethod
+    def input_weights(self):
+        """`(kernel [F, G], bias [G] or None)`: a step's input projection is `x_t @ kernel + bias`."""
+
+    @abc.abstractmethod
+    def recurrent_weights(self):
+        """`(kernel [H, G'], bias [G'] or None)`: a step's recurrent product is `state.hidden @ kernel + bias`."""
+
+    @abc.abstractmethod
+    def forward_step(self, projection_t, recurrent_t, state):
+        """`(next_state, saved)`: one step from its input projection and recurrent product; `saved` (a
+        `saved_type`) holds the tensors `backward_step` needs besides the states (the unroll functions keep
+        every step's starting state)."""
+
+    @abc.abstractmethod
+    def backward_step(self, d_next_state, saved, state):
+        """`(d_projection_t, d_recurrent_t, d_state)` from the gradient of the loss with respect to the next state.
+
+        `state` is the state the step started from; `d_state` leaves out the path through
+        `recurrent_t` (the unroll functions add `d_recurrent_t @ U^T` to its hidden part;
+        a `hidden` of None means no other path). With `recurrent_is_projection`,
+        `d_recurrent_t` is `d_projection_t`.
+        """
+
+    def plain_forward_step(self, projection_t, recurrent_t, state):
+        """`forward_step` in ops TensorFlow can differentiate, for `step`; `forward_step` itself by default.
+
+        A core whose `forward_step` uses a kernel without a registered gradient overrides this."""
+        return self.forward_step(projection_t, recurrent_t, state)
+
+    def step(self, projection_t, state):
+        """The plain step (what autodiff differentiates): the recurrent product, then `plain_forward_step`."""
+        kernel, bias = self.recurrent_weights()
+        recurrent = tf.matmul(state.hidden, kernel)
+        if bias is not None:
+            recurrent = tf.nn.bias_add(recurrent, bias)
+        next_state, _ = self.plain_forward_step(projection_t, recurrent, state)
+        return next_state.hidden, next_state
 
 
 class SequenceCore(abc.ABC):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rnncore import bench
+from rnncore import bench, bench_torch
 
 ROW_FIGURES = (
     "median_ms",
@@ -103,7 +103,7 @@ def test_quick_grid_from_the_command_line(tmp_path):
     for r in document["rows"]:
         assert r["name"] in table
     assert "GFLOP/s" in table
-    assert "targets (issue #7)" in table
+    assert "targets (issues #7 and #14)" in table
 
 
 @pytest.mark.slow
@@ -132,3 +132,51 @@ def test_recording_overhead_runs_both_loops(tmp_path):
     assert len(recording["train_seconds"]["plain"]) == len(recording["train_seconds"]["recorded"]) == 2
     assert recording["ratio"] > 0
     assert "ratio" in result.stdout
+
+
+def test_the_torch_peer_joins_each_lstm_and_gru_shape_once():
+    configs = bench.with_torch_peers(bench.grid(quick=False, pattern="mode=dynamic,hidden=128"))
+    torch = [c for c in configs if c.implementation == "torch"]
+    assert {c.name for c in torch} == {
+        f"torch/{cell}/whole/T{t}/H128" for cell in ("lstm", "gru") for t in (28, 200)
+    }  # one row per cell and shape, whatever the mode; PyTorch has no SRU and a different basic RNN
+    assert bench.with_torch_peers([c for c in configs if c.cell == "sru"]) == [c for c in configs if c.cell == "sru"]
+
+
+def test_the_torch_column_appears_only_with_torch_rows():
+    def fake_row(implementation, cell, median, ratio_torch=None):
+        config = bench.Config(implementation, cell, "dynamic", 28, 32)
+        return {"name": config.name, **vars(config), "median_ms": median, "ratio_torch_cell": ratio_torch}
+
+    plain = bench.format_table([fake_row("unroll", "lstm", 2.0)])
+    assert "/torch" not in plain
+    rows = [fake_row("unroll", "lstm", 2.0, 2.0), fake_row("torch", "lstm", 1.0, 1.0)]
+    table = bench.format_table(rows).splitlines()
+    assert table[0].split()[-1] == "/torch"
+    assert table[1].split()[-1] == "2.00"
+
+
+@pytest.mark.skipif(bench_torch.missing() is None, reason="PyTorch is installed here")
+def test_peer_torch_without_torch_is_refused_with_how_to_install():
+    result = subprocess.run(
+        [sys.executable, "-m", "rnncore.bench", "--peer", "torch", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 2
+    assert "--peer torch needs PyTorch, which is not installed: pip install torch" in result.stderr
+    assert "ms/step" not in result.stdout  # refused before timing anything
+
+
+@pytest.mark.skipif(bench_torch.missing() is not None, reason="PyTorch is not installed (it is optional)")
+def test_peer_torch_times_pytorch_in_the_same_rounds():
+    document = bench.run_grid(quick=True, pattern="cell=lstm,mode=dynamic", rounds=1, log=lambda _: None, peer="torch")
+    rows = {r["name"]: r for r in document["rows"]}
+    torch = rows["torch/lstm/whole/T28/H32"]
+    assert torch["median_ms"] > 0
+    assert torch["ratio_torch_cell"] == 1.0
+    unroll = rows["unroll/lstm/dynamic/T28/H32"]
+    assert unroll["ratio_torch_cell"] == pytest.approx(unroll["median_ms"] / torch["median_ms"])
+    assert "torch" in document["machine"]

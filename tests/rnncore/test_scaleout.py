@@ -14,6 +14,9 @@ from db.models import Run, RunStatus
 pytestmark = pytest.mark.slow
 
 WORKERS, RUNS = 4, 40
+# Seconds without a heartbeat before a run counts as lost: short, so the killed worker's run is reaped
+# soon, but not so short that a live worker starved of CPU on a loaded 2-core machine loses its runs.
+STALE_AFTER = 8
 TINY = {"task": "mnist", "cell": "gru", "mode": "dynamic", "hidden_units": 4, "batch_size": 16, "max_steps": 3}
 
 
@@ -38,7 +41,7 @@ def start_workers(url, count, log_dir):
                 "--heartbeat",
                 "0.5",
                 "--stale-after",
-                "3",
+                str(STALE_AFTER),
                 "--poll",
                 "0.2",
             ],
@@ -52,6 +55,14 @@ def start_workers(url, count, log_dir):
 def runs(factory):
     with factory() as session:
         return {run.id: run for run in session.query(Run)}
+
+
+def every_tiny_run_succeeded(factory, tiny):
+    """Whether all tiny runs succeeded; a tiny run that ended otherwise fails the test at once, with its error."""
+    current = runs(factory)
+    ended_badly = {i: current[i].error for i in tiny if current[i].status in (RunStatus.FAILED, RunStatus.CANCELLED)}
+    assert not ended_badly, f"tiny runs that did not succeed: {ended_badly}"
+    return all(current[i].status == RunStatus.SUCCEEDED for i in tiny)
 
 
 def wait_until(condition, timeout):
@@ -78,8 +89,7 @@ def test_four_workers_finish_40_runs_once_each_and_a_killed_workers_run_is_reape
 
         wait_until(
             lambda: (
-                all(runs(pg_factory)[i].status == RunStatus.SUCCEEDED for i in tiny)
-                and runs(pg_factory)[long_run].status == RunStatus.FAILED
+                every_tiny_run_succeeded(pg_factory, tiny) and runs(pg_factory)[long_run].status == RunStatus.FAILED
             ),
             timeout=600,
         )

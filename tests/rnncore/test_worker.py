@@ -4,9 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from db import queue
 from db.engine import make_engine, session_factory
 from db.models import Run, RunStatus, Worker
 from db.summary import SCHEMA_VERSION
-from rnncore.worker import TRANSITIONS, Outcome, RunResult
+from rnncore.worker import TRANSITIONS, Outcome, RunResult, settle
 from rnncore.worker import Worker as RunWorker
 
 pytestmark = pytest.mark.slow
@@ -220,7 +218,7 @@ def claimed(factory, worker, **config):
 
 
 def test_each_outcome_is_recorded_by_its_one_transition(sqlite_url, factory):
-    """In process, no training: every outcome but LOST has a transition, and _settle applies it."""
+    """In process, no training: every outcome but LOST has a transition, and settle applies it."""
     assert set(TRANSITIONS) == set(Outcome) - {Outcome.LOST}
     worker = RunWorker(sqlite_url)
     summary = {"schema_version": 1, "steps": 3, "stopped_by": "cancelled"}
@@ -234,16 +232,15 @@ def test_each_outcome_is_recorded_by_its_one_transition(sqlite_url, factory):
     for outcome, status in expected.items():
         run = claimed(factory, worker, name=outcome.value)
         error = "boom" if outcome is Outcome.FAILED else None
-        worker._settle(run.id, SimpleNamespace(lost=threading.Event()), RunResult(outcome, summary, error), "a line")
+        settle(factory, run.id, worker.id, False, RunResult(outcome, summary, error), "a line")
         row = run_row(factory, run.id)
         assert row.status == status, outcome
         stored = summary if outcome in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELLED) else None
         assert row.summary == stored, outcome
         assert (row.error, row.log_tail) == (("boom", "a line") if outcome is Outcome.FAILED else (None, None))
     taken_away = claimed(factory, worker, name="taken away")
-    lost = SimpleNamespace(lost=threading.Event())
-    lost.lost.set()  # the recorder saw the run reaped or deleted: whatever the outcome, nothing is recorded
-    worker._settle(taken_away.id, lost, RunResult(Outcome.SUCCEEDED, summary))
+    # the recorder saw the run reaped or deleted: whatever the outcome, nothing is recorded
+    settle(factory, taken_away.id, worker.id, True, RunResult(Outcome.SUCCEEDED, summary))
     assert run_row(factory, taken_away.id).status == RunStatus.RUNNING
 
 

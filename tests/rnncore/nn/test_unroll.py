@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rnncore.nn import cells
-from rnncore.nn.core import SequenceCore, StepCore, masked_update
+from rnncore.nn.core import HandDifferentiatedCore, SequenceCore, StepCore, masked_update
 from rnncore.nn.unroll import dynamic_unroll, reverse_in_time, static_unroll, unroll
 
 B, T, F, H = 4, 6, 3, 5
@@ -164,8 +164,8 @@ def test_static_traces_one_cell_per_step_dynamic_one_loop():
     cell = built_cell("lstm")
     for steps in (5, 12):
         static_ops = graph_op_types(static_unroll, cell, steps)
-        # One matmul for all input projections plus one recurrent matmul per step.
-        assert static_ops.count("MatMul") == 1 + steps
+        # Each step's copy does its own input product and its recurrent product.
+        assert static_ops.count("MatMul") == 2 * steps
         assert "While" not in static_ops
         assert "StatelessWhile" not in static_ops
         dynamic_ops = graph_op_types(dynamic_unroll, cell, steps)
@@ -233,6 +233,50 @@ def test_sru_fast_path_equals_autodiff_of_its_steps(highway, input_size, unroll_
     assert_all_close = lambda a, b: [np.testing.assert_allclose(u, v, **TOL) for u, v in zip(a, b)]
     assert_all_close([fast[0], *fast[1]], [reference[0], *reference[1]])
     assert all(np.abs(g.numpy()).max() > 0 for g in [fast[2][0], fast[2][2], *fast[2][3:]])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("kernels", ["fused", "tensorflow"])
+@pytest.mark.parametrize("given_state", [True, False])
+@pytest.mark.parametrize(
+    "unroll_fn, kwargs",
+    [
+        (static_unroll, {}),
+        (tf.function(static_unroll), {}),
+        (dynamic_unroll, {}),
+        (tf.function(dynamic_unroll), dict(sequence_length=tf.constant(LENGTHS))),
+    ],
+)
+def test_hand_written_backward_equals_autodiff_of_its_steps(name, kernels, given_state, unroll_fn, kwargs, request):
+    """The LSTM's and GRU's own backward pass (HandDifferentiatedCore) against TensorFlow's autodiff of its plain steps:
+    outputs, final state and the gradients of the inputs, the initial state and every weight; with the
+    fused step kernels and with TensorFlow's ops (what runs where no C++ compiler is found)."""
+    if kernels == "tensorflow":
+        request.getfixturevalue("monkeypatch").setattr(cells, "_fused_ops", lambda dtype: None)
+    else:
+        request.getfixturevalue("fused_step_ops")
+    cell = built_cell(name, seed=12)
+    assert isinstance(cell, HandDifferentiatedCore)
+    x = random_inputs(12)
+    rng = np.random.default_rng(13)
+    initial = cell.state_type(*[tf.constant(rng.normal(size=(B, H)), tf.float32) for _ in cell.state_type._fields])
+
+    def run(core):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *initial])
+            outputs, state = unroll_fn(core, x, initial if given_state else None, **kwargs)
+            loss = tf.reduce_sum(outputs * tf.sin(tf.range(H, dtype=tf.float32))) + tf.reduce_sum(state[-1] ** 2)
+            loss += tf.reduce_sum(tf.cos(state.hidden))
+        sources = [x, *initial, *cell.trainable_variables]
+        gradients = [tf.zeros_like(s) if g is None else g for s, g in zip(sources, tape.gradient(loss, sources))]
+        return [outputs, *state], gradients
+
+    (fast, fast_gradients), (reference, reference_gradients) = run(cell), run(StepByStep(cell))
+    for a, b in zip(fast + fast_gradients, reference + reference_gradients):
+        np.testing.assert_allclose(a, b, **TOL)
+    state_size = len(initial)
+    assert all(np.abs(g.numpy()).max() > 0 for g in [fast_gradients[0], *fast_gradients[1 + state_size :]])
+    assert (np.abs(fast_gradients[1].numpy()).max() > 0) == given_state  # the zero state gets no gradient
 
 
 def test_cells_declare_the_core_protocol():
