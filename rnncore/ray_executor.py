@@ -161,8 +161,9 @@ def task_db_url(url: str) -> str:
 
 @lru_cache(maxsize=4)
 def _factory(url: str) -> sessionmaker[Session]:
-    """One engine per database in each Ray worker process: Ray reuses a process for many tasks."""
-    return session_factory(make_engine(url))
+    """One engine per database in each Ray worker process: Ray reuses a process for many tasks. The
+    dispatcher brought the schema up to date; a task on a node with another Unroll must not migrate it."""
+    return session_factory(make_engine(url, migrate=False))
 
 
 def run_on_ray_node(run: ClaimedRun, owner: str, db_url: str, heartbeat_seconds: float) -> str:

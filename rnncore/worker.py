@@ -499,6 +499,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return bool(make_url(url).password)
+    except ArgumentError:  # not a URL at all: connecting to it says so in one line
+        return False
+
+
 def _check_ray_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse Ray options without --ray, or with values Ray cannot take; sets args.resources for --ray.
 
@@ -511,6 +521,11 @@ def _check_ray_options(parser: argparse.ArgumentParser, args: argparse.Namespace
         return
     if args.slots is not None and args.slots < 1:
         parser.error(f"--slots must be at least 1 (runs at once on the cluster), not {args.slots}")
+    if args.db and _has_password(args.db):
+        parser.error(
+            "--db: with --ray, give a URL that holds a password through UNROLL_DB_URL, not the command line: "
+            "Ray shows the executor's command line as its job's entrypoint (dashboard, ray list jobs)"
+        )
     try:
         from rnncore import ray_executor
     except ImportError as missing:

@@ -28,6 +28,7 @@ last output of any cell is `final_state.hidden`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import NamedTuple
@@ -185,7 +186,6 @@ class LSTMCell(Cell, HandDifferentiatedCore):
 
     state_type = LSTMState
     saved_type = LSTMSaved
-    recurrent_is_projection = True
 
     def build(self, input_shape):
         n_in, h = input_shape[-1], self.units
@@ -241,8 +241,15 @@ class LSTMCell(Cell, HandDifferentiatedCore):
 
 
 def _fused_ops(dtype):
-    """The fused step kernels (`rnncore.nn.fused`) for float32, or None: then TensorFlow's ops do the same math."""
-    return fused.step_ops() if dtype == tf.float32 else None
+    """The fused step kernels (`rnncore.nn.fused`) for float32 on a machine without a GPU, or None: then
+    TensorFlow's ops do the same math (on a GPU, a CPU kernel per step would copy every step's tensors
+    between the devices)."""
+    return fused.step_ops() if dtype == tf.float32 and not _gpu_visible() else None
+
+
+@functools.cache
+def _gpu_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 class GRUCell(Cell, HandDifferentiatedCore):

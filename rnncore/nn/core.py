@@ -17,7 +17,7 @@ recurrence enters each step through one matrix product `state.hidden @ U (+ b)` 
 writes its step's gradient out (`forward_step` keeps what `backward_step` needs). The
 unroll functions then run the backward pass themselves, still one step copy per time step
 (static) or one while loop (dynamic), and take the recurrent weights' gradient as one
-matrix product over all steps (the LSTM, GRU and basic RNN are such cores).
+matrix product over all steps (the LSTM and GRU are such cores).
 
 Any object with the step methods unrolls (the loop only calls them); subclassing
 `StepCore` makes the contract checked when the class is instantiated. Only a
@@ -68,9 +68,6 @@ class HandDifferentiatedCore(StepCore):
     """
 
     saved_type: type  # the named tuple `forward_step` returns as `saved`
-    # True when the step starts by adding its recurrent product to its input projection, so the two
-    # gradients are one tensor (`backward_step` returns it twice) and the unroll keeps one sequence of it.
-    recurrent_is_projection: bool = False
 
     @abc.abstractmethod
     def input_weights(self):
@@ -92,8 +89,8 @@ class HandDifferentiatedCore(StepCore):
 
         `state` is the state the step started from; `d_state` leaves out the path through
         `recurrent_t` (the unroll functions add `d_recurrent_t @ U^T` to its hidden part;
-        a `hidden` of None means no other path). With `recurrent_is_projection`,
-        `d_recurrent_t` is `d_projection_t`.
+        a `hidden` of None means no other path). A step that adds its recurrent product to
+        its projection returns the same tensor twice.
         """
 
     def plain_forward_step(self, projection_t, recurrent_t, state):

@@ -16,6 +16,8 @@ asks for TensorFlow's ops without trying.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -23,12 +25,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import tensorflow as tf
 
 SOURCE = Path(__file__).with_name("kernels") / "recurrent_steps.cc"
 COMPILE_TIMEOUT_S = 600
+SCRATCH_PREFIX = "building-"
 # Vector instructions for Eigen, from what the CPU says it has (the cache key includes them, so a
 # home folder shared by machines of different CPUs gets one build per kind). Not -march=native: with
 # GCC 12 it turns on AVX512-FP16 paths that TensorFlow's bundled Eigen headers do not compile under.
@@ -95,16 +99,49 @@ def _build_key(compiler: str) -> str:
 
 
 def _compile(compiler: str, library: Path) -> None:
-    """Compile into a temporary file, then rename: workers starting together never load a half-written file."""
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+    """Compile into a temporary file, then rename: nothing ever loads a half-written library."""
+    with tempfile.TemporaryDirectory(dir=library.parent, prefix=SCRATCH_PREFIX) as scratch:
         partial = Path(scratch) / library.name
         done = subprocess.run(
             compile_command(compiler, partial), capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S
         )
         if done.returncode != 0:
-            raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "exit status")
+            raise RuntimeError(_first_error(done.stderr) or f"exit status {done.returncode}")
         os.replace(partial, library)
+
+
+def _first_error(stderr: str) -> str | None:
+    """The compiler's first error line (its last line is usually only "compilation terminated.")."""
+    lines = stderr.strip().splitlines()
+    return next((line for line in lines if "error" in line), lines[-1] if lines else None)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build at a time per cache folder: workers starting together on a machine compile once, the
+    others wait and load; scratch folders a killed build left behind are removed under the lock."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for scratch in folder.glob(SCRATCH_PREFIX + "*"):
+                shutil.rmtree(scratch, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _load(compiler: str, library: Path):
+    """Load the library, building it first if it is missing, or again once if it does not load."""
+    with _build_lock(library.parent):
+        if not library.exists():
+            _compile(compiler, library)
+        try:
+            return tf.load_op_library(str(library))
+        except tf.errors.NotFoundError:  # a damaged file (a disk filled up, say): build it again
+            library.unlink()
+            _compile(compiler, library)
+            return tf.load_op_library(str(library))
 
 
 def _notice(reason: str) -> None:
@@ -123,10 +160,7 @@ def step_ops():
         _notice(f"no C++ compiler: {os.environ.get('CXX') or 'c++, g++ or clang++'} not found")
         return None
     try:
-        library = cache_dir() / f"recurrent_steps-{_build_key(compiler)}.so"
-        if not library.exists():
-            _compile(compiler, library)
-        return tf.load_op_library(str(library))
+        return _load(compiler, cache_dir() / f"recurrent_steps-{_build_key(compiler)}.so")
     except (OSError, RuntimeError, subprocess.SubprocessError, tf.errors.NotFoundError) as error:
         _notice(f"compiling {SOURCE.name} failed: {error}")
         return None

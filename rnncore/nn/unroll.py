@@ -97,7 +97,9 @@ def dynamic_unroll(core, inputs, initial_state=None, sequence_length=None, swap_
     inputs, initial_state = _prepare(core, inputs, initial_state)
     if isinstance(core, SequenceCore):
         return core.unroll_sequence(inputs, initial_state, sequence_length)
-    if isinstance(core, HandDifferentiatedCore):
+    # swap_memory moves what TensorFlow's autodiff keeps for the backward pass: the hand-written pass keeps
+    # its own arrays, so a run asking for swapping takes the autodiff path (same results).
+    if isinstance(core, HandDifferentiatedCore) and not swap_memory:
         return _hand_differentiated_unroll(
             core,
             inputs,
@@ -105,7 +107,6 @@ def dynamic_unroll(core, inputs, initial_state=None, sequence_length=None, swap_
             given_state,
             static=False,
             sequence_length=sequence_length,
-            swap_memory=swap_memory,
             parallel_iterations=parallel_iterations,
         )
     time_major = tf.transpose(inputs, [1, 0, 2])
@@ -177,7 +178,6 @@ def _hand_differentiated_unroll(
     given_state,
     static,
     sequence_length=None,
-    swap_memory=False,
     parallel_iterations=32,
 ):
     """`(outputs [B, T, H], final_state)` of a `HandDifferentiatedCore`, with its backward pass run here.
@@ -194,7 +194,7 @@ def _hand_differentiated_unroll(
     )
     state_type = type(initial_state)
     lengths = None if sequence_length is None else tf.cast(sequence_length, tf.int32)
-    loop = _StaticLoop(core) if static else _DynamicLoop(core, swap_memory, parallel_iterations)
+    loop = _StaticLoop(core) if static else _DynamicLoop(core, parallel_iterations)
     differentiable_state = list(initial_state) if given_state else []
     count = len(weights.tensors())
 
@@ -210,12 +210,24 @@ def _hand_differentiated_unroll(
             d_final = state_type(*[tf.zeros_like(s) if d is None else d for s, d in zip(final, d_final)])
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_x, d_weights, d_initial = loop.backward(d_outputs, d_final, given_state)
-            return [d_x, *d_weights.tensors(), *(list(d_initial) if given_state else [])]
+            return [
+                _first_order_only(d) for d in [d_x, *d_weights.tensors(), *(list(d_initial) if given_state else [])]
+            ]
 
         return (outputs, *final), grad
 
     outputs, *final = run(time_major, *weights.tensors(), *differentiable_state)
     return tf.transpose(outputs, [1, 0, 2]), state_type(*final)
+
+
+def _first_order_only(gradient):
+    """The gradient, refusing with a clear message to be differentiated again (the backward pass is
+    written out for first order only; autodiff through it would be silently wrong)."""
+    return tf.raw_ops.PreventGradient(
+        input=gradient,
+        message="second-order gradients through Unroll's LSTM or GRU unrolling are not supported "
+        "(its backward pass is written out for first order); use implementation='keras' for them",
+    )
 
 
 def _affine(x, kernel, bias):
@@ -333,9 +345,9 @@ class _DynamicLoop:
     sequential part, and the input weights' gradient is one product after it.
     """
 
-    def __init__(self, core, swap_memory, parallel_iterations):
+    def __init__(self, core, parallel_iterations):
         self.core = core
-        self.options = dict(swap_memory=swap_memory, parallel_iterations=parallel_iterations)
+        self.options = dict(parallel_iterations=parallel_iterations)
 
     def forward(self, x, weights, state, lengths):
         core = self.core

@@ -27,6 +27,14 @@ def _steps_shown(page) -> list[str]:
     return [row[column] for row in cells if len(row) > column]
 
 
+def wait_for_steps(page, expected: list[str], within: float) -> None:
+    """Poll the page's table until it shows `expected`; fail with what it shows after `within` seconds."""
+    deadline = time.monotonic() + within
+    while (shown := _steps_shown(page)) != expected:
+        assert time.monotonic() < deadline, f"stale view: {shown}, expected {expected}"
+        page.wait_for_timeout(200)
+
+
 def test_a_new_point_reaches_every_viewer_of_a_shared_link_within_the_interval(chromium, dashboard, tools):
     base, url, _ = dashboard
     engine = make_engine(url)
@@ -44,7 +52,7 @@ def test_a_new_point_reaches_every_viewer_of_a_shared_link_within_the_interval(c
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
         page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
-        assert _steps_shown(page) == ["10"]
+        wait_for_steps(page, ["10"], within=30)  # the table draws its cells after its frame
 
     with factory.begin() as session:
         queue.append_metrics(
@@ -52,7 +60,5 @@ def test_a_new_point_reaches_every_viewer_of_a_shared_link_within_the_interval(c
         )
     written = time.monotonic()
     for page in viewers:
-        while _steps_shown(page) != ["20"]:
-            assert time.monotonic() - written < REFRESH_SECONDS + 4, f"stale view: {_steps_shown(page)}"
-            page.wait_for_timeout(200)
+        wait_for_steps(page, ["20"], within=REFRESH_SECONDS + 4 - (time.monotonic() - written))
     engine.dispose()

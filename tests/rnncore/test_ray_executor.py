@@ -83,13 +83,14 @@ def start_executor(tmp_path):
     goes to a file, returned with the process."""
     started = []
 
-    def start(*args):
+    def start(*args, db=None):
+        """`db`, a URL with a password, goes in UNROLL_DB_URL: the executor refuses it on its command line."""
         log_path = tmp_path / f"executor{len(started)}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "rnncore.worker", *args],
             stdout=open(log_path, "wb"),  # noqa: SIM115 - the executor writes to it
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RAY_DEDUP_LOGS": "0"},
+            env={**os.environ, "RAY_DEDUP_LOGS": "0", **({"UNROLL_DB_URL": db} if db else {})},
         )
         started.append(process)
         return process, log_path
@@ -170,6 +171,11 @@ def test_the_worker_command_refuses_bad_ray_options_in_one_line(tmp_path):
         result = subprocess.run([*command, *options], capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, options
         assert message in result.stderr, (options, result.stderr)
+    with_password = [*command, "--ray", "local", "--db", f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:5432/test"]
+    result = subprocess.run(with_password, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--db: with --ray, give a URL that holds a password through UNROLL_DB_URL" in result.stderr
+    assert PASSWORD not in result.stderr
 
 
 # --- on the shared cluster, PostgreSQL ----------------------------------------------------------
@@ -181,7 +187,7 @@ def test_twelve_runs_spread_over_the_nodes_each_claimed_once_and_the_password_st
 ):
     factory = factory_for(pg_url)
     run_ids = enqueue(factory, [{**TINY, "name": f"tiny {i}", "seed": i} for i in range(12)])
-    executor, log_path = start_executor("--ray", cluster.address, "--db", pg_url, "--once", *FAST)
+    executor, log_path = start_executor("--ray", cluster.address, "--once", *FAST, db=pg_url)
     assert executor.wait(300) == 0, log_path.read_text()
 
     final = rows(factory, run_ids)
@@ -218,7 +224,7 @@ def test_a_tasks_arguments_hold_the_urls_reference_not_its_password(cluster, pg_
 def test_a_cancel_reaches_a_run_on_ray_within_2_s(cluster, pg_url, start_executor):
     factory = factory_for(pg_url)
     [run_id] = enqueue(factory, [{**ENDLESS, "name": "endless"}])
-    start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    start_executor("--ray", cluster.address, *FAST, db=pg_url)
     wait_for(lambda: (row(factory, run_id).progress_step or 0) >= 5, 180, "the run to train")
     with factory.begin() as session:
         queue.request_cancel(session, run_id)
@@ -235,7 +241,7 @@ def test_a_task_deaf_to_a_cancel_is_cancelled_by_ray_within_2_s(cluster, pg_url,
     """Tracing a 1,000-step static graph, training cannot see the request: ray.cancel ends it."""
     factory = factory_for(pg_url)
     [run_id] = enqueue(factory, [{**STUCK_IN_TRACE, "name": "stuck in its trace"}])
-    start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    start_executor("--ray", cluster.address, *FAST, db=pg_url)
     wait_for(lambda: row(factory, run_id).status == RunStatus.RUNNING, 60, "the claim")
     # Long enough for the task's process to import TensorFlow (a cancel seen before the trace
     # begins stops the run cooperatively), far shorter than the trace itself (over a minute).
@@ -253,7 +259,7 @@ def test_a_task_deaf_to_a_cancel_is_cancelled_by_ray_within_2_s(cluster, pg_url,
 def test_sigterm_stops_the_executor_and_hands_its_runs_back(cluster, pg_url, start_executor):
     factory = factory_for(pg_url)
     [run_id] = enqueue(factory, [{**ENDLESS, "name": "handed back"}])
-    executor, log_path = start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    executor, log_path = start_executor("--ray", cluster.address, *FAST, db=pg_url)
     wait_for(lambda: (row(factory, run_id).progress_step or 0) >= 3, 180, "the run to train")
     executor.send_signal(signal.SIGTERM)
     assert executor.wait(60) == 0, log_path.read_text()
@@ -267,7 +273,7 @@ def test_sigterm_stops_the_executor_and_hands_its_runs_back(cluster, pg_url, sta
 def test_a_dead_dispatchers_runs_stop_and_are_reaped(cluster, pg_url, start_executor):
     factory = factory_for(pg_url)
     [run_id] = enqueue(factory, [{**ENDLESS, "name": "orphan"}])
-    dispatcher, _ = start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    dispatcher, _ = start_executor("--ray", cluster.address, *FAST, db=pg_url)
     wait_for(lambda: (row(factory, run_id).progress_step or 0) >= 5, 180, "the run to train")
     dispatcher.send_signal(signal.SIGKILL)
     dispatcher.wait(10)
@@ -298,7 +304,7 @@ def test_runs_beyond_what_the_cluster_holds_stay_queued_and_the_autoscaler_is_as
 ):
     factory = factory_for(pg_url)
     run_ids = enqueue(factory, [{**ENDLESS, "name": f"endless {i}", "seed": i} for i in range(NODES + 2)])
-    start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    start_executor("--ray", cluster.address, *FAST, db=pg_url)
 
     def statuses():
         return Counter(run.status for run in rows(factory, run_ids).values())
@@ -321,7 +327,7 @@ def test_a_removed_nodes_run_fails_as_worker_lost_within_seconds_and_the_others_
     factory = factory_for(pg_url)
     medium = {**TINY, "max_steps": 3000}
     run_ids = enqueue(factory, [{**medium, "name": f"medium {i}", "seed": i} for i in range(NODES)])
-    start_executor("--ray", cluster.address, "--db", pg_url, *FAST)
+    start_executor("--ray", cluster.address, *FAST, db=pg_url)
     # One CPU per node and per run: the three runs are on three different nodes.
     wait_for(lambda: all((run.progress_step or 0) >= 5 for run in rows(factory, run_ids).values()), 180, "all to train")
     victim = cluster.list_all_nodes()[-1]  # not the head

@@ -146,8 +146,10 @@ class BackwardStep : public OpKernel {
     OP_REQUIRES(context, d_h.dims() == 2,
                 tensorflow::errors::InvalidArgument("d_h must be [B, H], got ", d_h.shape().DebugString()));
     const int64_t rows = d_h.dim_size(0), units = d_h.dim_size(1);
-    for (const Tensor* t : {&d_c_next, &output_factor, &forget}) {
-      if (!SameShape(context, d_h, *t, "d_h, d_c_next, output_factor and forget")) return;
+    if (!SameShape(context, d_h, d_c_next, "d_h and d_c_next") ||
+        !SameShape(context, d_h, output_factor, "d_h and output_factor") ||
+        !SameShape(context, d_h, forget, "d_h and forget")) {
+      return;
     }
     OP_REQUIRES(context, gate_factors.shape() == TensorShape({rows, 4 * units}),
                 tensorflow::errors::InvalidArgument("gate_factors must be [B, 4H], got ",
@@ -204,7 +206,7 @@ class GruForwardStep : public OpKernel {
     float* rf_out = recurrent_factors->flat<float>().data();
     float* carry_out = carry->flat<float>().data();
     ForRows(context, rows, units, [&](int64_t first, int64_t last) {
-      Eigen::ArrayXf reset(units), candidate(units), d_candidate(units);
+      Eigen::ArrayXf reset(units), candidate(units), d_candidate(units), d_update(units), d_reset(units);
       for (int64_t b = first; b < last; ++b) {
         const int64_t z = b * 3 * units, u = b * units;
         auto in = [&](const float* base, int k) { return ConstRow(base + z + k * units, units); };
@@ -215,8 +217,8 @@ class GruForwardStep : public OpKernel {
         candidate = (in(p, 2) + reset * in(r, 2)).tanh();
         Row(h_out + u, units) = candidate + update * (h_old - candidate);
         d_candidate = (1.0f - update) * (1.0f - candidate * candidate);  // d(candidate's input) per d h_t
-        const Eigen::ArrayXf d_update = (h_old - candidate) * update * (1.0f - update);
-        const Eigen::ArrayXf d_reset = d_candidate * in(r, 2) * reset * (1.0f - reset);
+        d_update = (h_old - candidate) * update * (1.0f - update);
+        d_reset = d_candidate * in(r, 2) * reset * (1.0f - reset);
         Row(pf_out + z, units) = d_update;
         Row(pf_out + z + units, units) = d_reset;
         Row(pf_out + z + 2 * units, units) = d_candidate;

@@ -318,3 +318,21 @@ def test_masked_update_keeps_old_values_where_the_mask_is_false():
     sequence_mask = tf.sequence_mask(LENGTHS, T)
     masked = masked_update(sequence_mask, tf.ones([B, T, H]), 0.0).numpy()
     np.testing.assert_array_equal(masked.sum(axis=(1, 2)), np.array(LENGTHS) * H)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("kernels", ["fused", "tensorflow"])
+def test_second_order_gradients_are_refused_with_a_clear_message(name, kernels, request):
+    """The written-out backward pass is first order: differentiating it again must fail loudly, never be wrong."""
+    if kernels == "tensorflow":
+        request.getfixturevalue("monkeypatch").setattr(cells, "_fused_ops", lambda dtype: None)
+    cell, x = built_cell(name), random_inputs(3)
+    with pytest.raises(LookupError, match="second-order gradients through Unroll's LSTM or GRU"):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                outputs, _ = static_unroll(cell, x)
+                loss = tf.reduce_sum(outputs**2)
+            gradient_norm = tf.reduce_sum(inner.gradient(loss, x) ** 2)
+        outer.gradient(gradient_norm, x)
