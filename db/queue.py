@@ -231,12 +231,13 @@ def cancel_requested(session: Session, run_id: int) -> bool:
     return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
 
-def cancels_requested(session: Session, run_ids: Collection[int]) -> set[int]:
-    """Which of `run_ids` someone asked to stop: one read for a dispatcher that holds many runs
-    (the Ray executor's backstop for a task that does not stop on its own)."""
+def cancels_requested(session: Session, run_ids: Collection[int]) -> dict[int, int]:
+    """Which of `run_ids` someone asked to stop, each with the steps it has taken: one read for a
+    dispatcher that holds many runs (the Ray executor's backstop for a task that does not stop on its own)."""
     if not run_ids:
-        return set()
-    return set(session.scalars(select(Run.id).where(Run.id.in_(run_ids), Run.cancel_requested)))
+        return {}
+    found = session.execute(select(Run.id, Run.progress_step).where(Run.id.in_(run_ids), Run.cancel_requested))
+    return {run_id: progress or 0 for run_id, progress in found}
 
 
 def _stored_value(value: float) -> float | None:

@@ -13,8 +13,9 @@ What the dispatcher adds is what only it can know, from Ray:
 * a task Ray lost (its node died, its worker process crashed or was killed) fails its run
   "worker lost" as soon as Ray reports it, keeping the points already written, instead of
   after the heartbeat timeout;
-* a cancel the task has not honoured within CANCEL_GRACE_SECONDS (a step stuck in a long
-  graph trace, a hung process) is forced with `ray.cancel`;
+* a cancel the task has not honoured within its grace (`cancel_grace_seconds`: a second, or two
+  of the run's steps when they are longer; a task stuck in a long graph trace, a hung process)
+  is forced with `ray.cancel`;
 * between the claim and the task's first heartbeat (Ray still placing it, a worker process
   starting), the dispatcher heart-beats the run, so a slow start is not reaped as lost;
 * it asks Ray's autoscaler (KubeRay's) for room for every queued run, so the cluster grows
@@ -43,7 +44,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ from rnncore.worker import (
 log = logging.getLogger("unroll.ray")
 
 TICK_SECONDS = 0.25  # how often the dispatcher looks at its tasks and their cancels
-CANCEL_GRACE_SECONDS = 1.0  # a task that has not stopped this long after its cancel was seen is ray.cancel-led
+CANCEL_GRACE_SECONDS = 1.0  # at least this long after its cancel was seen, a task still running is ray.cancel-led
 AUTOSCALER_SECONDS = 2.0  # how often the autoscaler is told how many runs want to run
 MOST_RUNS_ASKED_FOR = 1000  # a queue of 10,000 runs asks for 1,000 at once, not 10,000
 HAND_BACK_SECONDS = 15.0  # on shutdown: how long to wait for cancelled tasks to end before handing runs back
@@ -217,12 +218,27 @@ def connect(address: str) -> None:
         raise RayUnavailable(f"cannot join the Ray cluster at {address!r}: {first_line}") from error
 
 
+def cancel_grace_seconds(steps_taken: int, seconds_in_flight: float) -> float:
+    """How long a task may take to stop after its cancel is seen before `ray.cancel` ends it.
+
+    A task looks for a cancel between training steps, so a run of 3-second steps needs up to 3 s
+    to stop on its own, and ending it by force loses its summary and log tail (its points stay).
+    So: CANCEL_GRACE_SECONDS, or two of the run's steps so far (counting its graph building,
+    which only makes the grace longer) when they take longer. A task that has taken no step yet
+    (still building its graph, deaf to the cancel) gets the short grace.
+    """
+    if steps_taken < 1:
+        return CANCEL_GRACE_SECONDS
+    return max(CANCEL_GRACE_SECONDS, 2 * seconds_in_flight / steps_taken)
+
+
 @dataclass
 class InFlight:
     """A run this dispatcher claimed and submitted: `owner` is the claim's own worker id."""
 
     run_id: int
     owner: str
+    submitted: float = field(default_factory=time.monotonic)  # when its task went to Ray (monotonic)
     cancel_seen: float | None = None  # monotonic time the dispatcher first saw a cancel request
     force_cancelled: bool = False
 
@@ -420,7 +436,7 @@ class RayExecutor(Worker):
         log.warning("run %s: %s", flight.run_id, error or "cancelled (its Ray task was cancelled)")
 
     def _enforce_cancels(self) -> None:
-        """ray.cancel the task of a run whose cancel it has not honoured within CANCEL_GRACE_SECONDS."""
+        """ray.cancel the task of a run whose cancel it has not honoured within its grace (`cancel_grace_seconds`)."""
         waiting = {flight.run_id: (ref, flight) for ref, flight in self.in_flight.items() if not flight.force_cancelled}
         if not waiting:
             return
@@ -431,11 +447,11 @@ class RayExecutor(Worker):
             log.warning("Ray executor %s: cannot read cancel requests: %s", self.id, error)
             return
         now = time.monotonic()
-        for run_id in asked:
+        for run_id, steps in asked.items():
             ref, flight = waiting[run_id]
             if flight.cancel_seen is None:
                 flight.cancel_seen = now
-            elif now - flight.cancel_seen >= CANCEL_GRACE_SECONDS:
+            elif now - flight.cancel_seen >= cancel_grace_seconds(steps, now - flight.submitted):
                 log.warning("run %s: its task did not stop on the cancel request; cancelling it in Ray", run_id)
                 ray.cancel(ref, force=True)
                 flight.force_cancelled = True

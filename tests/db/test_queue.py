@@ -111,6 +111,20 @@ def test_cancel_of_a_running_run_asks_its_worker(factory):
         queue.request_cancel(session, run_id)
 
 
+def test_cancels_requested_reads_many_runs_at_once_with_their_steps(factory):
+    asked, busy, untouched = enqueue(factory, 3)
+    for _ in range(3):
+        claim(factory)
+    with factory.begin() as session:
+        queue.append_metrics(session, busy, "w1", points(4))
+        assert queue.cancels_requested(session, [asked, busy, untouched]) == {}
+        queue.request_cancel(session, asked)
+        queue.request_cancel(session, busy)
+    with factory() as session:
+        assert queue.cancels_requested(session, [asked, busy, untouched]) == {asked: 0, busy: 4}
+        assert queue.cancels_requested(session, []) == {}
+
+
 def test_retry_puts_a_failed_run_back_as_new_and_the_new_attempt_has_only_its_own_curve(factory):
     [run_id] = enqueue(factory)
     claim(factory)

@@ -29,7 +29,14 @@ from sqlalchemy.engine import make_url
 from db import queue
 from db.engine import make_engine, session_factory
 from db.models import Run, RunStatus
-from rnncore.ray_executor import NODE_KEY, RayExecutor, check_address, run_resources
+from rnncore.ray_executor import (
+    CANCEL_GRACE_SECONDS,
+    NODE_KEY,
+    RayExecutor,
+    cancel_grace_seconds,
+    check_address,
+    run_resources,
+)
 from rnncore.worker import ClaimedRun
 
 NODES = 3
@@ -386,3 +393,9 @@ def test_the_ray_benchmark_compares_workers_and_ray_on_the_same_runs(tmp_path):
     assert all(row["runs"] == 3 and row["runs_per_minute"] > 0 for row in rows.values())
     assert all(0 < row["claim_to_first_point_median"] <= row["claim_to_first_point_max"] for row in rows.values())
     assert "Ray, 1 node: Ray adds" in result.stdout
+
+
+def test_a_run_of_long_steps_is_given_two_steps_to_stop_before_ray_cancel():
+    assert cancel_grace_seconds(steps_taken=0, seconds_in_flight=60) == CANCEL_GRACE_SECONDS  # deaf: building
+    assert cancel_grace_seconds(steps_taken=100, seconds_in_flight=10) == CANCEL_GRACE_SECONDS  # 0.1 s steps
+    assert cancel_grace_seconds(steps_taken=10, seconds_in_flight=30) == pytest.approx(6.0)  # 3 s steps
