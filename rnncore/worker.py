@@ -203,6 +203,16 @@ class RunRecorder:
                 self._poll_cancel()
 
 
+# Worker ids (and the Ray executor's "id/N" claim owners) must fit runs.worker_id and workers.id,
+# String(64): the host name is cut to leave room for the pid, a random suffix and "/N".
+HOST_IN_ID = 40
+
+
+def worker_id(host: str, pid: int) -> str:
+    """`host-pid-random`, unique per process; the full host name is kept in the workers table."""
+    return f"{host[:HOST_IN_ID]}-{pid}-{uuid.uuid4().hex[:6]}"
+
+
 class Worker:
     """One worker process: registration, the claim loop, and the fate of each run."""
 
@@ -218,7 +228,7 @@ class Worker:
         self.url = resolve_db_url(url)
         self.on_step = on_step  # the command line shows progress through this
         self.factory = session_factory(make_engine(self.url))
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.id = worker_id(socket.gethostname(), os.getpid())
         self.stale_after = timedelta(seconds=stale_after)
         self.heartbeat_seconds = heartbeat_seconds
         self.poll_seconds = poll_seconds

@@ -14,7 +14,7 @@ from db import queue
 from db.engine import make_engine, session_factory
 from db.models import Run, RunStatus, Worker
 from db.summary import SCHEMA_VERSION
-from rnncore.worker import TRANSITIONS, Outcome, RunResult, settle
+from rnncore.worker import TRANSITIONS, Outcome, RunResult, settle, worker_id
 from rnncore.worker import Worker as RunWorker
 
 pytestmark = pytest.mark.slow
@@ -256,3 +256,20 @@ def test_execute_returns_the_outcome_as_a_plain_string(sqlite_url, factory):
     assert failed.status == RunStatus.FAILED
     assert failed.error.startswith("the stored config is invalid: cell")
     assert failed.summary is None
+
+
+def test_a_worker_on_a_host_with_a_long_name_can_register_and_claim_as_a_ray_owner(engine):
+    """Ids are cut to fit the 64-character columns (PostgreSQL enforces them), "/N" claim owners included."""
+    factory = session_factory(engine)
+    host = "a-very-long-host-name." + "x" * 200 + ".example.org"
+    worker = worker_id(host, 4_194_304)
+    owner = f"{worker}/99999"
+    assert len(owner) <= 64
+    assert worker != worker_id(host, 4_194_304)  # unique per process even on one host and pid
+    with factory.begin() as session:
+        run_id = queue.enqueue(session, {"name": "long host", "max_steps": 1})
+    with factory.begin() as session:
+        queue.register_worker(session, worker, host, 4_194_304)
+        assert queue.claim_next(session, owner).id == run_id
+    with factory() as session:
+        assert session.get(Run, run_id).worker_id == owner
