@@ -1,14 +1,17 @@
-"""Fixtures for the dashboard tests: the app's database (a real SQLite file) and seeded runs."""
+"""Fixtures for the dashboard tests: the app's database (a real SQLite file), seeded runs, and the
+browser and nginx the benchmarks' tests drive."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import bench_viewers
 from db import queue
 from db.engine import make_engine, session_factory
 
@@ -95,3 +98,22 @@ def _shown(element) -> str:
 def shown():
     """shown(element): its text as the reader sees it (the markdown escapes of user text removed)."""
     return _shown
+
+
+def _require(program: Path, package: str) -> None:
+    """Skip without `program`, except in CI (CI=true), where it fails: a green CI must have run the test."""
+    if not program.exists():
+        message = f"{program} is missing (apt-get install -y {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def chromium_present():
+    _require(bench_viewers.CHROMIUM, "chromium")
+
+
+@pytest.fixture
+def nginx_present():
+    _require(bench_viewers.NGINX, "nginx-light")

@@ -8,20 +8,10 @@ CI=true, where it fails, like the end-to-end tests.
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 
 from dashboard import bench, bench_browser
-
-
-@pytest.fixture
-def chromium_present():
-    if not bench_browser.bench_viewers.CHROMIUM.exists():
-        message = f"{bench_browser.bench_viewers.CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.mark.slow

@@ -16,15 +16,6 @@ import pytest
 from dashboard import bench_viewers
 
 
-@pytest.fixture
-def chromium_present():
-    if not bench_viewers.CHROMIUM.exists():
-        message = f"{bench_viewers.CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.mark.slow
 def test_two_viewers_on_the_two_run_compare_link(chromium_present):
     results = bench_viewers.run_benchmark(
@@ -54,15 +45,6 @@ def test_cpu_seconds_counts_this_process_working():
     while bench_viewers.cpu_seconds(os.getpid()) - began < 0.05 and time.monotonic() < deadline:
         sum(range(100_000))  # burn a little CPU, bounded
     assert bench_viewers.cpu_seconds(os.getpid()) - began >= 0.05
-
-
-@pytest.fixture
-def nginx_present():
-    if not bench_viewers.NGINX.exists():
-        message = f"{bench_viewers.NGINX} is missing (apt-get install -y nginx-light)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.mark.slow
