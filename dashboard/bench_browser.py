@@ -25,6 +25,10 @@ page and that is timed too (every run reachable). The report gives medians over 
 dashboard.bench for the same store, and what one warm Compare page costs the browser: bytes
 over the WebSocket, script runs asked for, Chromium's main-thread task, script and layout
 seconds (CDP Performance metrics), and the figure JSON each chart takes.
+The peer, measured in the same run and the same way: Streamlit alone (FLOOR_SCRIPT), a page
+with a title, a two-row table and a caption, and the same with one two-point Plotly chart. No
+Streamlit page loads faster on this machine, so each link's warm time is also given as a ratio
+to the matching one, and each target's line says how much of it was Unroll's own part.
 Targets (issue 14): Compare with 20 runs x 20,000 points under 1.5 s warm and 3 s cold; Runs
 with 10,000 runs under 1 s warm.
 """
@@ -75,6 +79,26 @@ CHARTS_DRAWN = """(expected) => {
 PAGE_CAPTION = """(text) => [...document.querySelectorAll("[data-testid='stCaptionContainer']")].some(
     (caption) => caption.textContent.includes(text))"""
 KINDS = ("cold", "warm", "cached")
+# The peer every page is measured against in the same run: Streamlit itself. Its frontend boots,
+# opens the WebSocket and draws a page whatever the page holds; these two pages hold next to
+# nothing, so their seconds are the floor no Unroll page can go under on this machine and in this
+# browser (the table page's boot compares with Runs; the chart page's adds Plotly's script, which
+# Streamlit loads on a page's first chart, and compares with Compare).
+FLOOR_SCRIPT = """import streamlit as st
+
+st.title("Streamlit alone")
+if st.query_params.get("chart"):
+    import plotly.graph_objects as go
+
+    st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])))
+st.dataframe({"run": [1, 2]})
+st.caption("floor drawn")
+"""
+FLOOR_READY = """() => !!document.querySelector("[data-testid='stDataFrame']")
+    && [...document.querySelectorAll("[data-testid='stCaptionContainer']")].some(
+        (caption) => caption.textContent.includes('floor drawn'))"""
+FLOOR_TABLE = "streamlit alone: a table"
+FLOOR_CHART = "streamlit alone: a table and a chart"
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,14 @@ class Link:
     charts: int = 0
     table_runs: int = 0
     run_ids: tuple[int, ...] = ()
+    script: Path = bench_viewers.APP  # a floor link's is FLOOR_SCRIPT
+
+    @property
+    def ready(self) -> str:
+        """The script that tells when the page is complete (its argument: `charts`)."""
+        if self.charts:
+            return CHARTS_DRAWN
+        return bench_viewers.RUNS_READY if self.table_runs else FLOOR_READY
 
 
 @dataclass
@@ -158,6 +190,14 @@ def seed_runs(folder: Path, table_runs: Sequence[int]) -> list[Link]:
         bench.seed_findable_runs(_factory(url), count)
         links.append(Link(f"runs {count:,}", url, "", table_runs=count))
     return links
+
+
+def floor_links(folder: Path) -> list[Link]:
+    """Streamlit's own pages (FLOOR_SCRIPT), served like the dashboard from a store it never reads."""
+    script = folder / "streamlit_alone.py"
+    script.write_text(FLOOR_SCRIPT)
+    url = f"sqlite:///{folder / 'floor.db'}"
+    return [Link(FLOOR_TABLE, url, "", script=script), Link(FLOOR_CHART, url, "?chart=1", charts=1, script=script)]
 
 
 def server_seconds(link: Link, repeats: int) -> float:
@@ -255,10 +295,7 @@ async def open_link(context: BrowserContext, server: bench_viewers.Dashboard, li
         cpu = _cpu(server)
         began[0] = time.monotonic()
         await page.goto(f"{base}/{link.path}", wait_until="commit", timeout=timeout * 1000)
-        if link.charts:
-            await page.wait_for_function(CHARTS_DRAWN, arg=link.charts, polling=POLL_MS, timeout=timeout * 1000)
-        else:
-            await page.wait_for_function(bench_viewers.RUNS_READY, polling=POLL_MS, timeout=timeout * 1000)
+        await page.wait_for_function(link.ready, arg=link.charts, polling=POLL_MS, timeout=timeout * 1000)
         load.seconds = time.monotonic() - began[0]
         load.browser_cpu, load.renderer_cpu, load.server_cpu = _cpu_since(server, cpu)
         after = await _metrics(client)
@@ -303,7 +340,7 @@ async def _new_context(browser: Browser) -> BrowserContext:
 
 async def measure(browser: Browser, folder: Path, link: Link, result: Result, timeout: float) -> None:
     """One repeat on a fresh dashboard: cold, warm and cached loads (and Runs' last page)."""
-    server = bench_viewers.Dashboard(link.url, folder)
+    server = bench_viewers.Dashboard(link.url, folder, script=link.script)
     try:
         first = await _new_context(browser)
         result.cold.append(await open_link(first, server, link, timeout))
@@ -348,12 +385,13 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="unroll-browser-") as name:
         folder = Path(name)
         began = time.perf_counter()
-        links = (seed_compare(folder, points, compare_runs) if compare_runs and points else []) + seed_runs(
-            folder, table_runs
-        )
+        compare = seed_compare(folder, points, compare_runs) if compare_runs and points else []
+        links = floor_links(folder) + compare + seed_runs(folder, table_runs)
         print(f"seeded in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
         results = asyncio.run(_run_all(folder, links, repeats, timeout))
         for link, result in zip(links, results):
+            if link.script != bench_viewers.APP:
+                continue
             result.server_s = server_seconds(link, repeats)
             if link.charts:
                 result.figure_bytes = figure_sizes(link)
@@ -367,6 +405,10 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _ratio(seconds: float | None, alone: float | None) -> str:
+    return "-" if seconds is None or not alone else f"{seconds / alone:.2f}"
+
+
 def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -378,15 +420,16 @@ def _warm(row: Result, figure: str, digits: int = 2, scale: float = 1.0) -> str:
 
 
 def table(results: Sequence[Result]) -> str:
-    """Medians per link: seconds to complete cold, warm and cached, Runs' last page, the server's
-    in-process figure, and what a warm page cost: when the server's script run was over, CPU
-    seconds of the browser side and of the dashboard, bytes and messages over the WebSocket,
-    Chromium's main thread busy, and the figure JSON of each chart."""
+    """Medians per link: seconds to complete cold, warm and cached, warm over Streamlit alone's
+    warm (floor_of), Runs' last page, the server's in-process figure, and what a warm page cost:
+    when the server's script run was over, CPU seconds of the browser side and of the dashboard,
+    bytes and messages over the WebSocket, Chromium's main thread busy, and each chart's figure JSON."""
     header = (
         "link",
         "cold s",
         "warm s",
         "cached s",
+        "warm / alone",
         "last page s",
         "in-process s",
         "warm: script done s",
@@ -404,6 +447,7 @@ def table(results: Sequence[Result]) -> str:
             _seconds(row.median("cold")),
             _seconds(row.median("warm")),
             _seconds(row.median("cached")),
+            _ratio(row.median("warm"), floor.median("warm") if (floor := floor_of(row, results)) else None),
             _seconds(_median(row.last_page)),
             f"{row.server_s:.3f}" if row.server_s is not None else "-",
             _warm(row, "script_finished_s"),
@@ -421,16 +465,31 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in [header, *rows])
 
 
+def floor_of(row: Result, results: Sequence[Result]) -> Result | None:
+    """The Streamlit-alone page a link compares with: the chart page for Compare, else the table page."""
+    if row.link in (FLOOR_TABLE, FLOOR_CHART):
+        return None
+    wanted = FLOOR_CHART if row.link.startswith("compare") else FLOOR_TABLE
+    return next((other for other in results if other.link == wanted), None)
+
+
 def verdicts(results: Sequence[Result]) -> list[str]:
-    """A line per issue 14 target that a measured link has, ending in met or MISSED."""
+    """A line per issue 14 target that a measured link has, ending in met or MISSED, with the
+    same load of Streamlit alone: the part of the target a page's own work may take."""
     lines = []
     for row in results:
+        floor = floor_of(row, results)
         for kind in KINDS:
             target = TARGETS.get((row.link, kind))
             seconds = row.median(kind)
-            if target is not None and seconds is not None:
-                verdict = "met" if seconds < target else "MISSED"
-                lines.append(f"{row.link}, {kind}: {seconds:.2f} s (target < {target:g} s): {verdict}")
+            if target is None or seconds is None:
+                continue
+            verdict = "met" if seconds < target else "MISSED"
+            line = f"{row.link}, {kind}: {seconds:.2f} s (target < {target:g} s): {verdict}"
+            alone = floor.median(kind) if floor else None
+            if floor and alone is not None:
+                line += f"; {floor.link}: {alone:.2f} s, so Unroll's own part: {seconds - alone:.2f} s"
+            lines.append(line)
     return lines
 
 

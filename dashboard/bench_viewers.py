@@ -288,9 +288,10 @@ def _free_port() -> int:
 
 
 class Dashboard:
-    """`streamlit run dashboard/app.py` on a free loopback port, serving the store at `url`, no worker."""
+    """`streamlit run dashboard/app.py` (or another `script`) on a free loopback port, serving the
+    store at `url`, no worker."""
 
-    def __init__(self, url: str, folder: Path, timeout: float = 60):
+    def __init__(self, url: str, folder: Path, timeout: float = 60, script: Path = APP):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / f"streamlit-{self.port}.log"
@@ -302,7 +303,7 @@ class Dashboard:
                 "-m",
                 "streamlit",
                 "run",
-                str(APP),
+                str(script),
                 "--server.headless",
                 "true",
                 "--server.port",
