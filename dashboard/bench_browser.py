@@ -26,9 +26,10 @@ dashboard.bench for the same store, and what one warm Compare page costs the bro
 over the WebSocket, script runs asked for, Chromium's main-thread task, script and layout
 seconds (CDP Performance metrics), and the figure JSON each chart takes.
 The peer, measured in the same run and the same way: Streamlit alone (FLOOR_SCRIPT), a page
-with a title, a two-row table and a caption, and the same with one two-point Plotly chart. No
-Streamlit page loads faster on this machine, so each link's warm time is also given as a ratio
-to the matching one, and each target's line says how much of it was Unroll's own part.
+with a title, a two-row table and a caption, and the same with one two-point Plotly chart. Every
+Unroll page holds at least a table (and Compare a chart), so none can load faster than these on
+this machine: each link's warm time is also given as a ratio to the matching one, and each
+target's line says how much of it was Unroll's own part.
 Targets (issue 14): Compare with 20 runs x 20,000 points under 1.5 s warm and 3 s cold; Runs
 with 10,000 runs under 1 s warm.
 """
