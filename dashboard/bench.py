@@ -35,6 +35,7 @@ from typing import Any
 from unittest import mock
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -162,12 +163,17 @@ def best_of(repeats: int, work: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
+def runs_and_points(factory: sessionmaker[Session], run_ids: list[int]) -> tuple[list[queries.RunInfo], pd.DataFrame]:
+    """The runs and their long points table, read as the Compare page reads them."""
+    with factory() as session:
+        runs = queries.run_infos(session, run_ids)
+        return runs, queries.concat_points([queries.points_frame(session, run.id, run.started_at) for run in runs])
+
+
 def compare_page(factory: sessionmaker[Session], run_ids: list[int]) -> int:
     """What the Compare page computes for these runs, up to the JSON the browser receives;
     returns the number of points plotted."""
-    with factory() as session:
-        runs = queries.run_infos(session, run_ids)
-        points = queries.concat_points([queries.points_frame(session, run.id, run.started_at) for run in runs])
+    runs, points = runs_and_points(factory, run_ids)
     figures = comparison.build_figures(runs, points, COMPARE_STATE)
     comparison.summaries(runs, points, COMPARE_STATE)
     for _, figure in figures:
@@ -178,9 +184,7 @@ def compare_page(factory: sessionmaker[Session], run_ids: list[int]) -> int:
 def live_rebuild(factory: sessionmaker[Session], run_ids: list[int]) -> Callable[[], object]:
     """What a live Compare view redoes when one of its runs records a point: its figures and
     tables, from points already in memory (dashboard.state caches them per run and progress)."""
-    with factory() as session:
-        runs = queries.run_infos(session, run_ids)
-        points = queries.concat_points([queries.points_frame(session, run.id, run.started_at) for run in runs])
+    runs, points = runs_and_points(factory, run_ids)
     return lambda: comparison.compare(runs, points, COMPARE_STATE)
 
 

@@ -294,8 +294,8 @@ def _transposed(matrix):
     optimizer folds a Transpose that feeds a MatMul into the product's `transpose_b`, which
     oneDNN runs slower (see `_backward_step`). Profiled at H=512, the folded products took
     2.27 ms each, where unfolded the same products and the weight-gradient ones average
-    1.35 ms; the LSTM's static train step went from 0.98 of Keras's to 0.85 without the fold
-    (B=128, T=28, `python -m rnncore.bench --filter mode=static`).
+    1.35 ms; the LSTM's static train step went from 0.98 of Keras's to 0.84-0.87 without the
+    fold (B=128, T=28, `python -m rnncore.bench --filter cell=lstm`, an AVX-512 Xeon).
     """
     return tf.raw_ops.Snapshot(input=tf.transpose(matrix))
 

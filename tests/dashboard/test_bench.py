@@ -24,5 +24,5 @@ def test_a_live_rebuild_builds_the_figures_and_tables_the_page_shows(tmp_path):
     built = bench.live_rebuild(factory, run_ids)()
     assert [run.id for run in built.runs] == run_ids
     assert len(built.figures) >= 2
-    assert all(len(figure.data) >= 3 for _, figure in built.figures)  # a line per run
+    assert all(len(figure.data) >= 3 for _, figure in built.figures)  # at least a trace per run in every chart
     assert len(built.per_run) == 3
